@@ -162,7 +162,7 @@ pub(crate) struct Contact {
     pub skills: SkillList,
     pub required_len: u8,
     pub language: Option<crate::ids::LanguageId>,
-    pub preferred_agent: u32,
+    pub preferred_agent: Option<AgentId>,
     pub preferred_wait: Millis,
     pub rank: i64,
     pub seq: u64,
@@ -743,6 +743,7 @@ impl Engine {
         }
         // Go offline first, so none of the released contacts comes straight back.
         self.set_presence(a, Presence::Offline, out);
+        let mut unblocked = false;
         while let Some(&r) = self.agents[a].reservations.first() {
             let reservation = &self.reservations[r];
             if reservation.state == ReservationState::Offered {
@@ -753,13 +754,13 @@ impl Engine {
                     target,
                     reason: RescindReason::AgentLeft,
                 });
-                self.release(r);
+                unblocked |= self.release(r);
                 self.requeue(contact, RequeueReason::AgentLeft, out);
             } else {
-                self.release(r);
+                unblocked |= self.release(r);
             }
         }
-        self.report(a, out);
+        self.after_release(a, unblocked, out);
         Ok(a)
     }
 
@@ -821,11 +822,10 @@ impl Engine {
         let step = channel_policy.aging_step.map_or(STRICT_PRIORITY_STEP, |s| s.max(1) as i64);
         let preferred_skills_active = !spec.preferred.is_empty()
             && channel_policy.relaxation.iter().any(|s| s.action == RelaxAction::DropPreferredSkills);
+        // A preference for an agent the engine does not know is no preference.
         let (preferred_agent, preferred_wait) = match spec.preferred_agent {
-            Some((agent, wait)) if wait > 0 => {
-                (self.agent_index.get(&agent).copied().unwrap_or(NIL), wait)
-            }
-            _ => (NIL, 0),
+            Some((agent, wait)) if wait > 0 && self.agent_index.contains_key(&agent) => (Some(agent), wait),
+            _ => (None, 0),
         };
         self.seq += 1;
         let (c, generation) = self.contacts.insert(Contact {
@@ -844,7 +844,7 @@ impl Engine {
             group: NIL,
             heap_pos: NIL,
             next_step: 0,
-            preferred_agent_active: preferred_agent != NIL,
+            preferred_agent_active: preferred_agent.is_some(),
             preferred_skills_active,
             level_drop: 0,
             scope: Scope::InHouse,

@@ -24,8 +24,8 @@ pub(crate) struct GroupKey {
     pub channel: Channel,
     pub language: Option<LanguageId>,
     pub scope: Scope,
-    /// While the preferred-agent wait runs, the only agent (dense index).
-    pub personal: u32,
+    /// While the preferred-agent wait runs, the only agent.
+    pub personal: Option<crate::ids::AgentId>,
     /// Required skills, sorted by skill, each once with its highest level.
     pub skills: [SkillLevel; MAX_CONTACT_SKILLS],
     pub skill_count: u8,
@@ -274,7 +274,7 @@ mod tests {
             channel: Channel::Chat,
             language: None,
             scope: Scope::InHouse,
-            personal: NIL,
+            personal: None,
             skills: [SkillLevel::default(); MAX_CONTACT_SKILLS],
             skill_count: 0,
         };

@@ -50,7 +50,7 @@ impl Engine {
             channel: contact.channel,
             language: contact.language,
             scope: contact.scope,
-            personal: if contact.preferred_agent_active { contact.preferred_agent } else { NIL },
+            personal: contact.preferred_agent.filter(|_| contact.preferred_agent_active),
             skills,
             skill_count: count as u8,
         };
@@ -68,8 +68,8 @@ impl Engine {
         self.tenants[key.tenant as usize].groups.push(g);
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
-        if key.personal != NIL {
-            candidates.push(key.personal);
+        if let Some(personal) = key.personal {
+            candidates.extend(self.agent_index.get(&personal).copied());
         } else {
             for &p in &self.tenants[key.tenant as usize].pools {
                 candidates.extend_from_slice(&self.pools[p].agents);
@@ -93,7 +93,7 @@ impl Engine {
     /// the group's skills.
     fn eligible(&self, a: u32, key: &GroupKey) -> Option<u8> {
         let agent = &self.agents[a];
-        if agent.tenant != key.tenant || (key.personal != NIL && key.personal != a) {
+        if agent.tenant != key.tenant || key.personal.is_some_and(|p| p != agent.external) {
             return None;
         }
         let inhouse = self.pools[agent.pool].is_inhouse();
