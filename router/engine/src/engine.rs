@@ -6,15 +6,15 @@ use rustc_hash::FxHashMap;
 
 use crate::config::{AgentConfig, Capacity, PoolConfig, PoolKind, PoolMode, RelaxAction, TenantPolicy};
 use crate::event::{
-    AgentState, ContactSpec, Input, Output, Rejection, RequeueReason, RescindReason, SkillList, Target,
-    NOT_READY_MISSED_OFFERS,
+    AgentState, ContactSpec, Input, NOT_READY_MISSED_OFFERS, Output, Rejection, RequeueReason, RescindReason,
+    SkillList, Target,
 };
 use crate::ids::{
-    AgentId, Channel, ContactId, Languages, Millis, PoolId, ReservationId, SkillLevel, TenantId,
-    MAX_LANGUAGES, MAX_LEVEL, MAX_SKILLS,
+    AgentId, Channel, ContactId, Languages, MAX_LANGUAGES, MAX_LEVEL, MAX_SKILLS, Millis, PoolId,
+    ReservationId, SkillLevel, TenantId,
 };
 use crate::queue::{Group, GroupKey, Node, Scope};
-use crate::slab::{Slab, NIL};
+use crate::slab::{NIL, Slab};
 use crate::stats::{StatsBook, StatsReader};
 use crate::timers::{TimerKind, Timers};
 
@@ -130,9 +130,7 @@ impl Agent {
     }
 
     pub(crate) fn level(&self, skill: crate::ids::SkillId) -> u8 {
-        self.skills
-            .binary_search_by_key(&skill, |s| s.skill)
-            .map_or(0, |i| self.skills[i].level)
+        self.skills.binary_search_by_key(&skill, |s| s.skill).map_or(0, |i| self.skills[i].level)
     }
 
     fn state(&self) -> AgentState {
@@ -341,17 +339,29 @@ impl Engine {
     fn fire(&mut self, kind: TimerKind, out: &mut Vec<Output>) {
         match kind {
             TimerKind::OfferDeadline { reservation, generation } => {
-                if self.reservations.get_live(reservation, generation).is_some_and(|r| r.state == ReservationState::Offered) {
+                if self
+                    .reservations
+                    .get_live(reservation, generation)
+                    .is_some_and(|r| r.state == ReservationState::Offered)
+                {
                     self.offer_expired(reservation, out);
                 }
             }
             TimerKind::WrapUpEnd { reservation, generation } => {
-                if self.reservations.get_live(reservation, generation).is_some_and(|r| r.state == ReservationState::WrapUp) {
+                if self
+                    .reservations
+                    .get_live(reservation, generation)
+                    .is_some_and(|r| r.state == ReservationState::WrapUp)
+                {
                     self.finish_reservation(reservation, out);
                 }
             }
             TimerKind::NotBefore { contact, generation } => {
-                if self.contacts.get_live(contact, generation).is_some_and(|c| c.state == ContactState::Scheduled) {
+                if self
+                    .contacts
+                    .get_live(contact, generation)
+                    .is_some_and(|c| c.state == ContactState::Scheduled)
+                {
                     self.become_routable(contact, out);
                 }
             }
@@ -422,10 +432,9 @@ impl Engine {
                 t
             }
         };
-        let strategies_changed = self.tenants[t as usize]
-            .policy
-            .as_ref()
-            .is_some_and(|old| Channel::ALL.iter().any(|&c| old.channel(c).strategy != policy.channel(c).strategy));
+        let strategies_changed = self.tenants[t as usize].policy.as_ref().is_some_and(|old| {
+            Channel::ALL.iter().any(|&c| old.channel(c).strategy != policy.channel(c).strategy)
+        });
         self.stats.set_targets(t, &policy);
         self.tenants[t as usize].policy = Some(policy);
         if strategies_changed {
@@ -436,8 +445,8 @@ impl Engine {
 
     fn remove_policy(&mut self, tenant: TenantId) -> Result<(), Rejection> {
         let t = self.tenant_of(tenant)?;
-        let busy = !self.tenants[t as usize].pools.is_empty()
-            || self.contacts.iter().any(|(_, c)| c.tenant == t);
+        let busy =
+            !self.tenants[t as usize].pools.is_empty() || self.contacts.iter().any(|(_, c)| c.tenant == t);
         if busy {
             return Err(Rejection::InUse);
         }
@@ -453,7 +462,8 @@ impl Engine {
         let p = match self.pool_index.get(&config.id).copied() {
             Some(p) => {
                 let pool = &self.pools[p];
-                let mode_changed = std::mem::discriminant(&pool.config.mode) != std::mem::discriminant(&config.mode);
+                let mode_changed =
+                    std::mem::discriminant(&pool.config.mode) != std::mem::discriminant(&config.mode);
                 if pool.tenant != t || (mode_changed && (!pool.agents.is_empty() || pool.load > 0)) {
                     return Err(Rejection::InvalidPool);
                 }
@@ -500,7 +510,14 @@ impl Engine {
                     agent.languages = *languages;
                 }
                 None => {
-                    let a = self.new_agent(AgentId(u64::MAX - u64::from(config.id.0)), Target::Pool(config.id), p, skills, *languages, Capacity::uniform(0));
+                    let a = self.new_agent(
+                        AgentId(u64::MAX - u64::from(config.id.0)),
+                        Target::Pool(config.id),
+                        p,
+                        skills,
+                        *languages,
+                        Capacity::uniform(0),
+                    );
                     self.agents[a].presence = Presence::Ready;
                     self.agents[a].reported = AgentState::Ready;
                     self.pools[p].agents.push(a);
@@ -584,7 +601,12 @@ impl Engine {
         Ok(())
     }
 
-    fn pool_capacity(&mut self, pool: PoolId, capacity: Capacity, out: &mut Vec<Output>) -> Result<(), Rejection> {
+    fn pool_capacity(
+        &mut self,
+        pool: PoolId,
+        capacity: Capacity,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Rejection> {
         let p = *self.pool_index.get(&pool).ok_or(Rejection::UnknownPool(pool))?;
         if !matches!(self.pools[p].config.mode, PoolMode::CapacityLevel { .. }) {
             return Err(Rejection::InvalidPool);
@@ -667,7 +689,14 @@ impl Engine {
                 a
             }
             None => {
-                let a = self.new_agent(config.id, Target::Agent(config.id), p, skills, config.languages, config.capacity);
+                let a = self.new_agent(
+                    config.id,
+                    Target::Agent(config.id),
+                    p,
+                    skills,
+                    config.languages,
+                    config.capacity,
+                );
                 self.pools[p].agents.push(a);
                 a
             }
@@ -747,7 +776,8 @@ impl Engine {
         while let Some(&r) = self.agents[a].reservations.first() {
             let reservation = &self.reservations[r];
             if reservation.state == ReservationState::Offered {
-                let (contact, contact_id, target) = (reservation.contact, reservation.contact_id, self.agents[a].target);
+                let (contact, contact_id, target) =
+                    (reservation.contact, reservation.contact_id, self.agents[a].target);
                 out.push(Output::OfferRescinded {
                     reservation: self.reservation_id(r),
                     contact: contact_id,
@@ -764,7 +794,12 @@ impl Engine {
         Ok(a)
     }
 
-    fn set_capacity(&mut self, id: AgentId, capacity: Capacity, out: &mut Vec<Output>) -> Result<(), Rejection> {
+    fn set_capacity(
+        &mut self,
+        id: AgentId,
+        capacity: Capacity,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Rejection> {
         let a = self.agent(id)?;
         if capacity.total == 0 {
             return Err(Rejection::InvalidCapacity);
@@ -879,7 +914,8 @@ impl Engine {
             (contact.tenant, contact.channel, contact.preferred_agent_active, contact.preferred_wait);
         self.wait_list_push(c);
         if preferred_active {
-            self.timers.schedule(now + preferred_wait, TimerKind::PreferredAgentEnd { contact: c, generation });
+            self.timers
+                .schedule(now + preferred_wait, TimerKind::PreferredAgentEnd { contact: c, generation });
         }
         let policy = self.policy(t).channel(channel);
         let first_step = policy.relaxation.first().map(|s| s.after);
@@ -900,10 +936,9 @@ impl Engine {
             Some(crate::event::OverflowReason::Split)
         } else if overflow.when_inhouse_closed && tenant.inhouse_open == 0 {
             Some(crate::event::OverflowReason::InHouseClosed)
-        } else if overflow
-            .inhouse_occupancy_above_pct
-            .is_some_and(|limit| tenant.inhouse_used * 100 > u64::from(limit) * tenant.inhouse_units || tenant.inhouse_units == 0)
-        {
+        } else if overflow.inhouse_occupancy_above_pct.is_some_and(|limit| {
+            tenant.inhouse_used * 100 > u64::from(limit) * tenant.inhouse_units || tenant.inhouse_units == 0
+        }) {
             Some(crate::event::OverflowReason::Occupancy)
         } else {
             None
@@ -989,7 +1024,12 @@ impl Engine {
         let (t, channel, external) = (contact.tenant, contact.channel, contact.external);
         self.wait_list_remove(c);
         self.stats.answered(self.now, t, channel, waited, self.pools[self.agents[a].pool].is_inhouse());
-        out.push(Output::Accepted { reservation: id, contact: external, target: self.agents[a].target, waited });
+        out.push(Output::Accepted {
+            reservation: id,
+            contact: external,
+            target: self.agents[a].target,
+            waited,
+        });
         Ok(())
     }
 
@@ -1009,7 +1049,8 @@ impl Engine {
     }
 
     fn offer_expired(&mut self, r: u32, out: &mut Vec<Output>) {
-        let (c, a, channel) = (self.reservations[r].contact, self.reservations[r].agent, self.reservations[r].channel);
+        let (c, a, channel) =
+            (self.reservations[r].contact, self.reservations[r].agent, self.reservations[r].channel);
         let excluded = self.agents[a].external;
         self.contacts[c].excluded.push(excluded);
         let unblocked = self.release(r);
@@ -1083,7 +1124,6 @@ impl Engine {
     pub(crate) fn release(&mut self, r: u32) -> bool {
         let reservation = self.reservations.remove(r);
         let a = reservation.agent;
-        self.detach_agent(a);
         let agent = &mut self.agents[a];
         let c = reservation.channel.index();
         agent.load[c] -= 1;
@@ -1101,7 +1141,7 @@ impl Engine {
         if pool.is_inhouse() {
             self.tenants[pool.tenant as usize].inhouse_used -= weight;
         }
-        self.attach_agent(a);
+        self.relink_agent(a);
         was_full
     }
 
@@ -1160,7 +1200,9 @@ impl Engine {
         contact.next_step += 1;
         match action {
             RelaxAction::DropPreferredSkills => contact.preferred_skills_active = false,
-            RelaxAction::LowerRequiredLevels(by) => contact.level_drop = contact.level_drop.saturating_add(by),
+            RelaxAction::LowerRequiredLevels(by) => {
+                contact.level_drop = contact.level_drop.saturating_add(by)
+            }
             RelaxAction::AllowOutsourced => {}
         }
         out.push(Output::Relaxed { contact: contact.external, action: Some(action) });

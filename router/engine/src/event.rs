@@ -2,8 +2,8 @@
 
 use crate::config::{AgentConfig, Capacity, PoolConfig, RelaxAction, TenantPolicy};
 use crate::ids::{
-    AgentId, Channel, ContactId, LanguageId, Millis, PoolId, ReservationId, Segment, SkillLevel,
-    TenantId, MAX_CONTACT_SKILLS,
+    AgentId, Channel, ContactId, LanguageId, MAX_CONTACT_SKILLS, Millis, PoolId, ReservationId, Segment,
+    SkillLevel, TenantId,
 };
 
 /// Up to [`MAX_CONTACT_SKILLS`] skills with levels, stored inline so a contact never allocates.
@@ -15,8 +15,10 @@ pub struct SkillList {
 
 impl SkillList {
     /// The empty list.
-    pub const EMPTY: SkillList =
-        SkillList { items: [SkillLevel { skill: crate::ids::SkillId(0), level: 0 }; MAX_CONTACT_SKILLS], len: 0 };
+    pub const EMPTY: SkillList = SkillList {
+        items: [SkillLevel { skill: crate::ids::SkillId(0), level: 0 }; MAX_CONTACT_SKILLS],
+        len: 0,
+    };
 
     /// A list of the given skills, or `None` when there are more than [`MAX_CONTACT_SKILLS`].
     pub fn from_slice(skills: &[SkillLevel]) -> Option<Self> {

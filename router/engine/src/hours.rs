@@ -99,12 +99,9 @@ impl OpeningHours {
     }
 
     fn instant(&self, date: NaiveDate, minute: u16) -> Option<Millis> {
-        let (date, minute) = if minute >= 1440 {
-            (date.succ_opt()?, minute - 1440)
-        } else {
-            (date, minute)
-        };
-        let mut naive = date.and_time(NaiveTime::from_hms_opt(u32::from(minute / 60), u32::from(minute % 60), 0)?);
+        let (date, minute) = if minute >= 1440 { (date.succ_opt()?, minute - 1440) } else { (date, minute) };
+        let mut naive =
+            date.and_time(NaiveTime::from_hms_opt(u32::from(minute / 60), u32::from(minute % 60), 0)?);
         for _ in 0..4 {
             match self.tz.from_local_datetime(&naive) {
                 LocalResult::Single(d) | LocalResult::Ambiguous(d, _) => {
@@ -151,7 +148,8 @@ mod tests {
     #[test]
     fn weekend_closed_and_never_open_hours() {
         let weekday = vec![Window { start: 9 * 60, end: 17 * 60 }];
-        let week = [weekday.clone(), weekday.clone(), weekday.clone(), weekday.clone(), weekday, vec![], vec![]];
+        let week =
+            [weekday.clone(), weekday.clone(), weekday.clone(), weekday.clone(), weekday, vec![], vec![]];
         let hours = OpeningHours::new(chrono_tz::UTC, week).unwrap();
         // 2026-11-21 is a Saturday.
         assert!(!hours.is_open(utc("2026-11-21T10:00:00Z")));

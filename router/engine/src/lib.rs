@@ -17,16 +17,16 @@ pub mod stats;
 mod timers;
 
 pub use config::{
-    AgentConfig, Capacity, ChannelPolicy, OverflowPolicy, PoolConfig, PoolKind, PoolMode, RelaxAction, RelaxStep,
-    Strategy, TenantPolicy,
+    AgentConfig, Capacity, ChannelPolicy, OverflowPolicy, PoolConfig, PoolKind, PoolMode, RelaxAction,
+    RelaxStep, Strategy, TenantPolicy,
 };
 pub use engine::{Engine, EngineConfig};
 pub use event::{
-    AgentState, ContactSpec, Input, Output, OverflowReason, RequeueReason, Rejection, RescindReason, SkillList, Target,
-    NOT_READY_MISSED_OFFERS,
+    AgentState, ContactSpec, Input, NOT_READY_MISSED_OFFERS, Output, OverflowReason, Rejection,
+    RequeueReason, RescindReason, SkillList, Target,
 };
 pub use ids::{
-    AgentId, Channel, ContactId, LanguageId, Languages, Millis, PoolId, ProviderId, ReservationId, Segment, SkillId,
-    SkillLevel, TenantId,
+    AgentId, Channel, ContactId, LanguageId, Languages, Millis, PoolId, ProviderId, ReservationId, Segment,
+    SkillId, SkillLevel, TenantId,
 };
 pub use stats::{StatsReader, StatsSnapshot};

@@ -6,7 +6,7 @@
 //! doubly-linked lists, one per strategy bucket, ordered by key, so the best agent is the head
 //! of the first non-empty bucket. Neither allocates once warmed up.
 
-use crate::ids::{Channel, LanguageId, SkillLevel, MAX_CONTACT_SKILLS};
+use crate::ids::{Channel, LanguageId, MAX_CONTACT_SKILLS, SkillLevel};
 use crate::slab::NIL;
 
 /// Which pool kinds a contact may go to.
@@ -108,6 +108,7 @@ pub(crate) fn bucket_count(strategy: crate::config::Strategy) -> usize {
 /// Inserts `node` into its group's bucket list, keeping the bucket sorted by key (ties after
 /// equal keys). Keys are usually the largest so far, so the walk from the tail is short.
 pub(crate) fn link(nodes: &mut [Node], group: &mut Group, node: u32, bucket: u8, key: u64) {
+    debug_assert!(!nodes[node as usize].linked, "a node is in at most one list");
     let b = usize::from(bucket);
     let mut after = group.buckets[b].tail;
     while after != NIL && nodes[after as usize].key > key {
@@ -261,7 +262,8 @@ mod tests {
             out.push(top.key);
             heap_remove(&mut heap, &mut positions, top.contact);
         }
-        let mut expected: Vec<ContactKey> = (0..200u32).filter(|c| c % 3 != 0).map(|c| keys[c as usize]).collect();
+        let mut expected: Vec<ContactKey> =
+            (0..200u32).filter(|c| c % 3 != 0).map(|c| keys[c as usize]).collect();
         expected.sort();
         assert_eq!(out, expected);
         assert!(positions.0.iter().all(|&p| p == NIL), "every contact left the heap");

@@ -3,11 +3,11 @@
 //! allocates (once tables are warm) nor locks.
 
 use crate::config::Strategy;
-use crate::engine::{ContactState, Engine, Reservation, ReservationState};
+use crate::engine::{ContactState, Engine, Presence, Reservation, ReservationState};
 use crate::event::Output;
-use crate::ids::{Millis, SkillLevel, MAX_CONTACT_SKILLS};
+use crate::ids::{MAX_CONTACT_SKILLS, Millis, SkillLevel};
 use crate::queue::{self, Group, GroupKey, HeapPositions, Node, Scope, Waiting};
-use crate::slab::{Slab, NIL};
+use crate::slab::{NIL, Slab};
 use crate::timers::TimerKind;
 
 impl HeapPositions for Slab<crate::engine::Contact> {
@@ -169,13 +169,12 @@ impl Engine {
         }
     }
 
-    /// Puts an agent back into the staffing counts and into the lists of every group whose
-    /// channel it has room for, at the place its strategy gives it.
+    /// Puts an agent back into the staffing counts and into its groups' lists.
     pub(crate) fn attach_agent(&mut self, a: u32) {
         let Engine { agents, nodes, groups, tenants, pools, .. } = self;
         let agent = &mut agents[a];
         let pool = &pools[agent.pool];
-        if agent.presence == crate::engine::Presence::Offline || !pool.open {
+        if agent.presence == Presence::Offline || !pool.open {
             return;
         }
         for &n in &agent.nodes {
@@ -186,21 +185,38 @@ impl Engine {
             tenants[agent.tenant as usize].inhouse_units += u64::from(agent.capacity.total);
         }
         agent.staffed = true;
-        if agent.presence != crate::engine::Presence::Ready {
-            return;
-        }
-        for &n in &agent.nodes {
-            let group = &mut groups[nodes[n as usize].group as usize];
-            if !agent.has_room(group.key.channel) {
-                continue;
+        self.relink_agent(a);
+    }
+
+    /// Whether agent `a` may get an offer on `channel` now, pool cap and exclusions aside.
+    fn offerable(&self, a: u32, channel: crate::ids::Channel) -> bool {
+        let agent = &self.agents[a];
+        agent.presence == Presence::Ready && self.pools[agent.pool].open && agent.has_room(channel)
+    }
+
+    /// Puts every node of agent `a` at its current place: in its group's list, at the position
+    /// its strategy gives, when the agent has room on the group's channel; out of it otherwise.
+    pub(crate) fn relink_agent(&mut self, a: u32) {
+        for i in 0..self.agents[a].nodes.len() {
+            let n = self.agents[a].nodes[i];
+            let g = self.nodes[n as usize].group as usize;
+            queue::unlink(&mut self.nodes, &mut self.groups[g], n);
+            if self.offerable(a, self.groups[g].key.channel) {
+                let (bucket, key) = self.place(a, n);
+                queue::link(&mut self.nodes, &mut self.groups[g], n, bucket, key);
             }
-            let (bucket, key) = match group.strategy {
-                Strategy::LongestIdle => (0, agent.idle_key),
-                Strategy::LeastOccupied => (agent.used.min(u16::from(TOP_BUCKET)) as u8, agent.idle_key),
-                Strategy::BestProficiency => (TOP_BUCKET - nodes[n as usize].proficiency, agent.idle_key),
-                Strategy::RoundRobin => (0, agent.offer_key),
-            };
-            queue::link(nodes, group, n, bucket, key);
+        }
+    }
+
+    /// Where node `n` of agent `a` belongs in its group's lists: `(bucket, key)`.
+    fn place(&self, a: u32, n: u32) -> (u8, u64) {
+        let agent = &self.agents[a];
+        let node = &self.nodes[n as usize];
+        match self.groups[node.group as usize].strategy {
+            Strategy::LongestIdle => (0, agent.idle_key),
+            Strategy::LeastOccupied => (agent.used.min(u16::from(TOP_BUCKET)) as u8, agent.idle_key),
+            Strategy::BestProficiency => (TOP_BUCKET - node.proficiency, agent.idle_key),
+            Strategy::RoundRobin => (0, agent.offer_key),
         }
     }
 
@@ -232,24 +248,50 @@ impl Engine {
 
     /// The best agent with room for contact `c`: the head of the first non-empty bucket of its
     /// group, skipping agents it excludes and agents whose pool is at its cap.
-    fn find_agent(&self, c: u32) -> Option<u32> {
-        let contact = &self.contacts[c];
-        let group = &self.groups[contact.group as usize];
-        let mut buckets = group.nonempty;
-        while buckets != 0 {
-            let b = buckets.trailing_zeros() as usize;
-            let mut n = group.buckets[b].head;
-            while n != NIL {
-                let node = &self.nodes[n as usize];
-                let agent = &self.agents[node.agent];
-                if self.pools[agent.pool].has_room() && !contact.excludes(agent.external) {
-                    return Some(node.agent);
-                }
-                n = node.next;
+    ///
+    /// Offers do not move an agent in its lists (that would touch every group it serves);
+    /// its nodes stay where they were, which is never later than where they belong, because an
+    /// offer only raises an agent's keys and buckets. This walk puts each stale node it meets
+    /// where it belongs, or takes it out when the agent has no room, and carries on.
+    fn find_agent(&mut self, c: u32) -> Option<u32> {
+        let g = self.contacts[c].group as usize;
+        let channel = self.groups[g].key.channel;
+        let mut b = 0;
+        loop {
+            let remaining = self.groups[g].nonempty >> b;
+            if remaining == 0 {
+                return None;
             }
-            buckets &= buckets - 1;
+            b += remaining.trailing_zeros() as usize;
+            let mut n = self.groups[g].buckets[b].head;
+            while n != NIL {
+                let Node { agent: a, next, bucket, key, .. } = self.nodes[n as usize];
+                if !self.offerable(a, channel) {
+                    queue::unlink(&mut self.nodes, &mut self.groups[g], n);
+                    n = next;
+                    continue;
+                }
+                let place = self.place(a, n);
+                if place != (bucket, key) {
+                    queue::unlink(&mut self.nodes, &mut self.groups[g], n);
+                    queue::link(&mut self.nodes, &mut self.groups[g], n, place.0, place.1);
+                    // It moved behind its old place. If it still comes before `next`, it
+                    // is the one to look at now (fresh); otherwise the walk meets it later.
+                    let still_before_next = usize::from(place.0) == b && self.nodes[n as usize].next == next;
+                    n = if still_before_next { n } else { next };
+                    continue;
+                }
+                let agent = &self.agents[a];
+                if self.pools[agent.pool].has_room() && !self.contacts[c].excludes(agent.external) {
+                    return Some(a);
+                }
+                n = next;
+            }
+            b += 1;
+            if b >= 64 {
+                return None;
+            }
         }
-        None
     }
 
     /// The best waiting contact agent `a` can take now, across every group it serves.
@@ -259,12 +301,15 @@ impl Engine {
             return None;
         }
         let mut best: Option<Waiting> = None;
+        if agent.presence != Presence::Ready || !self.pools[agent.pool].open {
+            return None;
+        }
         for &n in &agent.nodes {
-            let node = &self.nodes[n as usize];
-            if !node.linked {
+            let group = &self.groups[self.nodes[n as usize].group as usize];
+            if !agent.has_room(group.key.channel) {
                 continue;
             }
-            let heap = &self.groups[node.group as usize].heap;
+            let heap = &group.heap;
             let Some(&top) = heap.first() else { continue };
             let candidate = if !self.contacts[top.contact].excludes(agent.external) {
                 Some(top)
@@ -315,10 +360,12 @@ impl Engine {
     }
 
     /// Reserves contact `c` for agent `a`.
+    ///
+    /// The agent's list nodes stay where they are (see [`find_agent`](Self::find_agent)).
     fn offer(&mut self, c: u32, a: u32, out: &mut Vec<Output>) {
-        self.detach_agent(a);
         let contact = &self.contacts[c];
-        let (t, channel, group, external) = (contact.tenant, contact.channel, contact.group, contact.external);
+        let (t, channel, group, external) =
+            (contact.tenant, contact.channel, contact.group, contact.external);
         let (r, generation) = self.reservations.insert(Reservation {
             contact: c,
             contact_id: external,
@@ -344,12 +391,17 @@ impl Engine {
             self.tenants[t as usize].inhouse_used += u64::from(weight);
         }
         let pool_id = pool.config.id;
-        self.attach_agent(a);
         self.contacts[c].state = ContactState::Offered(r);
         let deadline = self.now + self.policy(t).channel(channel).offer_timeout;
         self.timers.schedule(deadline, TimerKind::OfferDeadline { reservation: r, generation });
         self.stats.offered(t, channel);
-        out.push(Output::Offered { reservation: self.reservation_id(r), contact: external, target, pool: pool_id, deadline });
+        out.push(Output::Offered {
+            reservation: self.reservation_id(r),
+            contact: external,
+            target,
+            pool: pool_id,
+            deadline,
+        });
         self.report(a, out);
     }
 
@@ -406,7 +458,14 @@ impl Engine {
         Some((f64::from(position) * handle / f64::from(group.staffed_slots)).round() as Millis)
     }
 
-    fn send_status(&mut self, c: u32, position: u32, estimate: Option<Millis>, always: bool, out: &mut Vec<Output>) {
+    fn send_status(
+        &mut self,
+        c: u32,
+        position: u32,
+        estimate: Option<Millis>,
+        always: bool,
+        out: &mut Vec<Output>,
+    ) {
         let contact = &mut self.contacts[c];
         let material = position != contact.last_position
             || match (contact.last_estimate, estimate) {

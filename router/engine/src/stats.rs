@@ -308,7 +308,8 @@ impl Engine {
 
 fn window_stats(book: &QueueBook, now: Millis) -> WindowStats {
     let minute = now / WINDOW_BUCKET;
-    let live = book.window.iter().filter(|b| b.minute + (WINDOW_BUCKETS as u64) > minute && b.minute <= minute);
+    let live =
+        book.window.iter().filter(|b| b.minute + (WINDOW_BUCKETS as u64) > minute && b.minute <= minute);
     let mut sum = Bucket::default();
     for b in live {
         sum.answered += b.answered;

@@ -67,7 +67,8 @@ impl Harness {
         let mut spec = ContactSpec::new(ContactId(id), T, channel);
         spec.priority = priority;
         spec.required =
-            SkillList::from_slice(&skills.iter().map(|&(s, l)| SkillLevel::new(s, l)).collect::<Vec<_>>()).unwrap();
+            SkillList::from_slice(&skills.iter().map(|&(s, l)| SkillLevel::new(s, l)).collect::<Vec<_>>())
+                .unwrap();
         self.apply(Input::Enqueue(spec))
     }
 }
@@ -282,7 +283,11 @@ fn relaxation_lowers_levels_then_allows_outsourced_pools() {
 #[test]
 fn overflow_after_wait_and_when_in_house_is_closed() {
     let policy = ChannelPolicy {
-        overflow: OverflowPolicy { after_wait: Some(30_000), when_inhouse_closed: true, ..Default::default() },
+        overflow: OverflowPolicy {
+            after_wait: Some(30_000),
+            when_inhouse_closed: true,
+            ..Default::default()
+        },
         ..ChannelPolicy::default()
     };
     let mut h = Harness::new(policy);
@@ -293,14 +298,18 @@ fn overflow_after_wait_and_when_in_house_is_closed() {
     let out = h.contact(1, Channel::Voice, 0, &[]);
     assert!(offers(&out).is_empty());
     let out = h.advance(30_000);
-    assert!(out.contains(&Output::Overflowed { contact: ContactId(1), reason: OverflowReason::WaitedTooLong }));
+    assert!(
+        out.contains(&Output::Overflowed { contact: ContactId(1), reason: OverflowReason::WaitedTooLong })
+    );
     assert_eq!(offers(&out)[0].1, agent(2));
 
     // Hours that are never open: every new contact overflows at once.
     let never = OpeningHours::new(chrono_tz::UTC, Default::default()).unwrap();
     h.pool(IN_HOUSE, PoolKind::InHouse, Some(never));
     let out = h.contact(2, Channel::Voice, 0, &[]);
-    assert!(out.contains(&Output::Overflowed { contact: ContactId(2), reason: OverflowReason::InHouseClosed }));
+    assert!(
+        out.contains(&Output::Overflowed { contact: ContactId(2), reason: OverflowReason::InHouseClosed })
+    );
 }
 
 #[test]
@@ -338,10 +347,10 @@ fn a_capacity_level_pool_takes_leases_up_to_its_declared_capacity() {
         h.contact(id, Channel::Email, 0, &[(1, 2)]);
     }
     let out = h.apply(Input::PoolCapacity(OUTSOURCED, Capacity::uniform(2)));
-    assert_eq!(offers(&out).iter().map(|o| (o.0, o.1)).collect::<Vec<_>>(), vec![
-        (0, Target::Pool(OUTSOURCED)),
-        (1, Target::Pool(OUTSOURCED))
-    ]);
+    assert_eq!(
+        offers(&out).iter().map(|o| (o.0, o.1)).collect::<Vec<_>>(),
+        vec![(0, Target::Pool(OUTSOURCED)), (1, Target::Pool(OUTSOURCED))]
+    );
     let out = h.contact(10, Channel::Email, 0, &[(1, 4)]);
     assert!(offers(&out).is_empty(), "the provider only covers skill 1 up to level 3");
 }
@@ -355,12 +364,15 @@ fn cancelling_an_offered_contact_rescinds_the_offer_and_frees_the_agent() {
     h.contact(2, Channel::Voice, 0, &[]);
     h.now += 5_000;
     let out = h.apply(Input::Cancel(ContactId(1)));
-    assert_eq!(out[0], Output::OfferRescinded {
-        reservation: r,
-        contact: ContactId(1),
-        target: agent(1),
-        reason: RescindReason::Abandoned
-    });
+    assert_eq!(
+        out[0],
+        Output::OfferRescinded {
+            reservation: r,
+            contact: ContactId(1),
+            target: agent(1),
+            reason: RescindReason::Abandoned
+        }
+    );
     assert_eq!(out[1], Output::Abandoned { contact: ContactId(1), waited: 5_000 });
     assert_eq!(offers(&out)[0].0, 2);
     let out = h.apply(Input::Cancel(ContactId(1)));
@@ -376,7 +388,10 @@ fn bad_inputs_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(h.apply(Input::Enqueue(spec)), vec![Output::Rejected(Rejection::UnknownTenant(TenantId(99)))]);
     spec.tenant = T;
     h.apply(Input::Enqueue(spec));
-    assert_eq!(h.apply(Input::Enqueue(spec)), vec![Output::Rejected(Rejection::DuplicateContact(ContactId(1)))]);
+    assert_eq!(
+        h.apply(Input::Enqueue(spec)),
+        vec![Output::Rejected(Rejection::DuplicateContact(ContactId(1)))]
+    );
     spec.id = ContactId(2);
     spec.required = SkillList::from_slice(&[SkillLevel::new(1, 6)]).unwrap();
     assert_eq!(h.apply(Input::Enqueue(spec)), vec![Output::Rejected(Rejection::InvalidSkill)]);
@@ -427,12 +442,24 @@ fn queue_status_gives_position_and_an_estimate_from_staffing() {
     h.contact(1, Channel::Voice, 0, &[]);
     h.contact(2, Channel::Voice, 0, &[]);
     let out = h.contact(3, Channel::Voice, 0, &[]);
-    assert!(out.contains(&Output::QueueStatus { contact: ContactId(3), position: 1, estimated_wait: Some(30_000) }));
+    assert!(out.contains(&Output::QueueStatus {
+        contact: ContactId(3),
+        position: 1,
+        estimated_wait: Some(30_000)
+    }));
     let out = h.contact(4, Channel::Voice, 9, &[]);
-    assert!(out.contains(&Output::QueueStatus { contact: ContactId(4), position: 1, estimated_wait: Some(30_000) }));
+    assert!(out.contains(&Output::QueueStatus {
+        contact: ContactId(4),
+        position: 1,
+        estimated_wait: Some(30_000)
+    }));
     // The refresh moves contact 3 to position 2.
     let out = h.advance(5_000);
-    assert!(out.contains(&Output::QueueStatus { contact: ContactId(3), position: 2, estimated_wait: Some(60_000) }));
+    assert!(out.contains(&Output::QueueStatus {
+        contact: ContactId(3),
+        position: 2,
+        estimated_wait: Some(60_000)
+    }));
 }
 
 #[test]
@@ -451,4 +478,32 @@ fn replaying_the_same_inputs_gives_the_same_outputs() {
         all
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn multi_chat_agents_take_turns_in_longest_idle_order() {
+    let mut h = Harness::new(ChannelPolicy::default());
+    for a in 1..=3 {
+        h.agent(a, IN_HOUSE, &[], Capacity::uniform(3));
+        h.ready(a);
+    }
+    let mut order = vec![];
+    for c in 0..8 {
+        order.extend(offers(&h.contact(c, Channel::Chat, 0, &[])).iter().map(|o| o.1));
+    }
+    assert_eq!(order, vec![agent(1), agent(2), agent(3), agent(1), agent(2), agent(3), agent(1), agent(2)]);
+    // Least occupied: fewest units in hand first, even over an agent idle for longer.
+    let mut h = Harness::new(ChannelPolicy { strategy: Strategy::LeastOccupied, ..ChannelPolicy::default() });
+    for a in 1..=2 {
+        h.agent(a, IN_HOUSE, &[], Capacity::uniform(3));
+        h.ready(a);
+    }
+    assert_eq!(offers(&h.contact(0, Channel::Chat, 0, &[]))[0].1, agent(1));
+    let to_two = offers(&h.contact(1, Channel::Chat, 0, &[]))[0];
+    assert_eq!(to_two.1, agent(2));
+    assert_eq!(offers(&h.contact(2, Channel::Chat, 0, &[]))[0].1, agent(1), "tie on units: longest idle");
+    h.apply(Input::Accept(to_two.2));
+    h.apply(Input::Complete(to_two.2));
+    // Agent 1 holds two chats and has waited longer; agent 2 holds none.
+    assert_eq!(offers(&h.contact(3, Channel::Chat, 0, &[]))[0].1, agent(2));
 }
