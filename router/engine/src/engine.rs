@@ -173,7 +173,7 @@ pub(crate) struct Contact {
     pub preferred_skills_active: bool,
     pub level_drop: u8,
     pub scope: Scope,
-    pub excluded: Vec<AgentId>,
+    pub excluded: Vec<Target>,
     /// Links in the tenant-channel list of waiting contacts, oldest first.
     pub wait_prev: u32,
     pub wait_next: u32,
@@ -183,8 +183,8 @@ pub(crate) struct Contact {
 }
 
 impl Contact {
-    pub(crate) fn excludes(&self, agent: AgentId) -> bool {
-        !self.excluded.is_empty() && self.excluded.contains(&agent)
+    pub(crate) fn excludes(&self, target: Target) -> bool {
+        !self.excluded.is_empty() && self.excluded.contains(&target)
     }
 
     pub(crate) fn key(&self) -> (i64, u64) {
@@ -464,21 +464,26 @@ impl Engine {
                 let pool = &self.pools[p];
                 let mode_changed =
                     std::mem::discriminant(&pool.config.mode) != std::mem::discriminant(&config.mode);
-                if pool.tenant != t || (mode_changed && (!pool.agents.is_empty() || pool.load > 0)) {
+                let kind_changed = pool.config.kind != config.kind;
+                // A capacity-level pool always holds its lease agent, so its mode never changes
+                // in place; nor does a pool's kind while it holds work.
+                if pool.tenant != t || (mode_changed && !pool.agents.is_empty()) || (kind_changed && pool.load > 0) {
                     return Err(Rejection::InvalidPool);
                 }
-                // Take every agent out of the books, change the pool, and put them back.
+                // Take every agent out of the books, change the pool, and put them back with
+                // memberships recomputed (kind and a provider's skills decide them).
                 let members = pool.agents.clone();
                 for &a in &members {
                     self.detach_agent(a);
+                    self.drop_memberships(a);
                 }
                 self.count_inhouse_pool(p, false);
+                self.counter += 1;
                 let pool = &mut self.pools[p];
                 pool.config = config.clone();
-                self.counter += 1;
                 pool.hours_generation = self.counter;
-                if mode_changed {
-                    pool.agents.clear();
+                for &a in &members {
+                    self.add_memberships(a);
                 }
                 p
             }
@@ -505,9 +510,11 @@ impl Engine {
             skills.sort();
             match self.pools[p].agents.first().copied() {
                 Some(a) => {
+                    self.drop_memberships(a);
                     let agent = &mut self.agents[a];
                     agent.skills = skills;
                     agent.languages = *languages;
+                    self.add_memberships(a);
                 }
                 None => {
                     let a = self.new_agent(
@@ -650,7 +657,9 @@ impl Engine {
             reported: AgentState::Offline,
             staffed: false,
         });
-        self.agent_index.insert(external, a);
+        if let Target::Agent(_) = target {
+            self.agent_index.insert(external, a);
+        }
         self.add_memberships(a);
         a
     }
@@ -1040,7 +1049,7 @@ impl Engine {
         }
         let (c, a) = (self.reservations[r].contact, self.reservations[r].agent);
         self.agents[a].missed = 0;
-        let excluded = self.agents[a].external;
+        let excluded = self.agents[a].target;
         self.contacts[c].excluded.push(excluded);
         let unblocked = self.release(r);
         self.requeue(c, RequeueReason::Rejected, out);
@@ -1051,7 +1060,7 @@ impl Engine {
     fn offer_expired(&mut self, r: u32, out: &mut Vec<Output>) {
         let (c, a, channel) =
             (self.reservations[r].contact, self.reservations[r].agent, self.reservations[r].channel);
-        let excluded = self.agents[a].external;
+        let excluded = self.agents[a].target;
         self.contacts[c].excluded.push(excluded);
         let unblocked = self.release(r);
         self.requeue(c, RequeueReason::Expired, out);

@@ -282,7 +282,7 @@ impl Engine {
                     continue;
                 }
                 let agent = &self.agents[a];
-                if self.pools[agent.pool].has_room() && !self.contacts[c].excludes(agent.external) {
+                if self.pools[agent.pool].has_room() && !self.contacts[c].excludes(agent.target) {
                     return Some(a);
                 }
                 n = next;
@@ -311,12 +311,12 @@ impl Engine {
             }
             let heap = &group.heap;
             let Some(&top) = heap.first() else { continue };
-            let candidate = if !self.contacts[top.contact].excludes(agent.external) {
+            let candidate = if !self.contacts[top.contact].excludes(agent.target) {
                 Some(top)
             } else {
                 // Rare: the head has refused this agent before; take the best one that hasn't.
                 heap.iter()
-                    .filter(|w| !self.contacts[w.contact].excludes(agent.external))
+                    .filter(|w| !self.contacts[w.contact].excludes(agent.target))
                     .min_by_key(|w| w.key)
                     .copied()
             };

@@ -507,3 +507,23 @@ fn multi_chat_agents_take_turns_in_longest_idle_order() {
     // Agent 1 holds two chats and has waited longer; agent 2 holds none.
     assert_eq!(offers(&h.contact(3, Channel::Chat, 0, &[]))[0].1, agent(2));
 }
+
+#[test]
+fn a_pool_opening_in_its_time_zone_serves_the_contacts_that_waited_overnight() {
+    let mut h = Harness::new(ChannelPolicy::default());
+    // 2026-01-15 05:00 UTC is 07:00 in Helsinki; the pool opens at 08:00 local (06:00 UTC).
+    h.now = 1_768_453_200_000;
+    let hours = OpeningHours::daily(chrono_tz::Europe::Helsinki, 8 * 60, 16 * 60).unwrap();
+    h.pool(IN_HOUSE, PoolKind::InHouse, Some(hours));
+    h.agent(1, IN_HOUSE, &[], voice());
+    h.ready(1);
+    let out = h.contact(1, Channel::Voice, 0, &[]);
+    assert!(offers(&out).is_empty(), "closed at 07:00 local");
+    assert_eq!(h.engine.next_due().map(|t| t <= h.now + 3_600_000), Some(true));
+    let out = h.advance(3_599_999);
+    assert!(offers(&out).is_empty());
+    let out = h.advance(1);
+    assert_eq!(offers(&out)[0].0, 1, "served at 08:00 local");
+    let stats = h.engine.stats();
+    assert!(stats.pools.iter().find(|p| p.pool == IN_HOUSE).unwrap().open);
+}
