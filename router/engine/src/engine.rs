@@ -304,7 +304,7 @@ impl Engine {
         let now = now.max(self.now);
         while let Some((at, kind)) = self.timers.pop_due(now) {
             self.now = at;
-            self.fire(kind, out);
+            self.fire(kind, now, out);
         }
         self.now = now;
         if let Err(rejection) = self.dispatch(input, out) {
@@ -336,7 +336,8 @@ impl Engine {
         }
     }
 
-    fn fire(&mut self, kind: TimerKind, out: &mut Vec<Output>) {
+    /// Fires one timer, at its due time; `until` is the time the engine is catching up to.
+    fn fire(&mut self, kind: TimerKind, until: Millis, out: &mut Vec<Output>) {
         match kind {
             TimerKind::OfferDeadline { reservation, generation } => {
                 if self
@@ -387,7 +388,10 @@ impl Engine {
             }
             TimerKind::StatusRefresh => {
                 self.refresh_statuses(out);
-                self.timers.schedule(self.now + self.config.status_interval, TimerKind::StatusRefresh);
+                // After a long jump in time, refresh once more at the end rather than at every
+                // interval in between.
+                let next = (self.now + self.config.status_interval).max(until);
+                self.timers.schedule(next, TimerKind::StatusRefresh);
             }
         }
     }
