@@ -13,7 +13,8 @@ use crate::ids::{
     AgentId, Channel, ContactId, Languages, MAX_LANGUAGES, MAX_LEVEL, MAX_SKILLS, Millis, PoolId,
     ReservationId, SkillLevel, TenantId,
 };
-use crate::queue::{Group, GroupKey, Node, Scope};
+use crate::queue::{Group, GroupKey, Head, Membership, Node, Scope};
+use crate::routing::Arrival;
 use crate::slab::{NIL, Slab};
 use crate::stats::{StatsBook, StatsReader};
 use crate::timers::{TimerKind, Timers};
@@ -54,16 +55,8 @@ pub(crate) struct Tenant {
     pub inhouse_units: u64,
     pub inhouse_pools: u32,
     pub inhouse_open: u32,
-    /// Contacts waiting for an answer (queued or offered) per channel, oldest first.
-    pub waiting: [WaitList; Channel::COUNT],
-}
-
-/// An intrusive list of waiting contacts in the order they became routable.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WaitList {
-    pub head: u32,
-    pub tail: u32,
-    pub len: u32,
+    /// Contacts waiting for an answer (queued or offered) per channel.
+    pub waiting: [u32; Channel::COUNT],
 }
 
 pub(crate) struct Pool {
@@ -105,7 +98,9 @@ pub(crate) struct Agent {
     pub idle_key: u64,
     pub offer_key: u64,
     pub missed: u8,
-    pub nodes: Vec<u32>,
+    /// Set when its load or keys changed and its list nodes have not been put in place yet.
+    pub dirty: bool,
+    pub memberships: Vec<Membership>,
     pub reservations: Vec<u32>,
     pub reported: AgentState,
     /// Whether its slots count in its groups' staffing.
@@ -162,6 +157,8 @@ pub(crate) struct Contact {
     pub language: Option<crate::ids::LanguageId>,
     pub preferred_agent: Option<AgentId>,
     pub preferred_wait: Millis,
+    /// Priority plus segment boost.
+    pub priority: u16,
     pub rank: i64,
     pub seq: u64,
     pub routable_since: Millis,
@@ -174,10 +171,8 @@ pub(crate) struct Contact {
     pub level_drop: u8,
     pub scope: Scope,
     pub excluded: Vec<Target>,
-    /// Links in the tenant-channel list of waiting contacts, oldest first.
-    pub wait_prev: u32,
-    pub wait_next: u32,
-    pub in_wait_list: bool,
+    /// Counted among its queue's waiting contacts.
+    pub waiting: bool,
     pub last_position: u32,
     pub last_estimate: Option<Millis>,
 }
@@ -223,6 +218,10 @@ pub struct Engine {
     pub(crate) contact_index: FxHashMap<ContactId, u32>,
     pub(crate) reservations: Slab<Reservation>,
     pub(crate) groups: Vec<Group>,
+    /// Each group's best waiting contact, dense (see [`Head`]).
+    pub(crate) heads: Vec<Head>,
+    /// Per agent slot, the channels it may be offered on now (bits); dense for list walks.
+    pub(crate) avail: Vec<u8>,
     pub(crate) group_index: FxHashMap<GroupKey, u32>,
     pub(crate) nodes: Vec<Node>,
     pub(crate) free_nodes: Vec<u32>,
@@ -259,6 +258,8 @@ impl Engine {
             contact_index: hash_map_with_capacity(contacts),
             reservations: Slab::with_capacity(agents * 2),
             groups: Vec::new(),
+            heads: Vec::new(),
+            avail: Vec::with_capacity(agents),
             group_index: FxHashMap::default(),
             nodes: Vec::with_capacity(agents * 4),
             free_nodes: Vec::new(),
@@ -429,7 +430,7 @@ impl Engine {
                     inhouse_units: 0,
                     inhouse_pools: 0,
                     inhouse_open: 0,
-                    waiting: [WaitList { head: NIL, tail: NIL, len: 0 }; Channel::COUNT],
+                    waiting: [0; Channel::COUNT],
                 });
                 self.tenant_index.insert(policy.tenant, t);
                 self.stats.add_tenant(policy.tenant);
@@ -471,7 +472,10 @@ impl Engine {
                 let kind_changed = pool.config.kind != config.kind;
                 // A capacity-level pool always holds its lease agent, so its mode never changes
                 // in place; nor does a pool's kind while it holds work.
-                if pool.tenant != t || (mode_changed && !pool.agents.is_empty()) || (kind_changed && pool.load > 0) {
+                if pool.tenant != t
+                    || (mode_changed && !pool.agents.is_empty())
+                    || (kind_changed && pool.load > 0)
+                {
                     return Err(Rejection::InvalidPool);
                 }
                 // Take every agent out of the books, change the pool, and put them back with
@@ -656,13 +660,17 @@ impl Engine {
             idle_key: 0,
             offer_key: 0,
             missed: 0,
-            nodes: Vec::new(),
+            dirty: false,
+            memberships: Vec::new(),
             reservations: Vec::new(),
             reported: AgentState::Offline,
             staffed: false,
         });
         if let Target::Agent(_) = target {
             self.agent_index.insert(external, a);
+        }
+        if self.avail.len() <= a as usize {
+            self.avail.resize(a as usize + 1, 0);
         }
         self.add_memberships(a);
         a
@@ -885,6 +893,7 @@ impl Engine {
             language: spec.language,
             preferred_agent,
             preferred_wait,
+            priority: priority as u16,
             rank: self.now as i64 - priority * step,
             seq: self.seq,
             routable_since: self.now,
@@ -897,9 +906,7 @@ impl Engine {
             level_drop: 0,
             scope: Scope::InHouse,
             excluded: Vec::new(),
-            wait_prev: NIL,
-            wait_next: NIL,
-            in_wait_list: false,
+            waiting: false,
             last_position: 0,
             last_estimate: None,
         });
@@ -925,7 +932,7 @@ impl Engine {
         contact.state = ContactState::Queued;
         let (t, channel, preferred_active, preferred_wait) =
             (contact.tenant, contact.channel, contact.preferred_agent_active, contact.preferred_wait);
-        self.wait_list_push(c);
+        self.set_waiting(c, true);
         if preferred_active {
             self.timers
                 .schedule(now + preferred_wait, TimerKind::PreferredAgentEnd { contact: c, generation });
@@ -964,7 +971,8 @@ impl Engine {
             out.push(Output::Overflowed { contact: external, reason });
         }
         self.contacts[c].group = self.group_for(c);
-        self.route_contact(c, true, out);
+        let arrival = if self.contacts[c].seq == self.seq { Arrival::New } else { Arrival::Scheduled };
+        self.route_contact(c, arrival, out);
         if let (Some(limit), ContactState::Queued, Scope::InHouse) =
             (overflow.estimated_wait_above, self.contacts[c].state, self.contacts[c].scope)
         {
@@ -995,7 +1003,7 @@ impl Engine {
                 released = Some((agent, self.release(r)));
             }
         }
-        self.wait_list_remove(c);
+        self.set_waiting(c, false);
         self.stats.abandoned(self.now, t, channel, waited);
         self.forget_contact(c);
         out.push(Output::Abandoned { contact: id, waited });
@@ -1003,6 +1011,20 @@ impl Engine {
             self.after_release(agent, unblocked, out);
         }
         Ok(())
+    }
+
+    /// Counts a contact in or out of its queue's waiting contacts.
+    fn set_waiting(&mut self, c: u32, waiting: bool) {
+        let contact = &mut self.contacts[c];
+        if contact.waiting != waiting {
+            contact.waiting = waiting;
+            let count = &mut self.tenants[contact.tenant as usize].waiting[contact.channel.index()];
+            if waiting {
+                *count += 1;
+            } else {
+                *count -= 1;
+            }
+        }
     }
 
     fn forget_contact(&mut self, c: u32) {
@@ -1035,7 +1057,7 @@ impl Engine {
         contact.state = ContactState::Accepted(r);
         let waited = self.now - contact.routable_since;
         let (t, channel, external) = (contact.tenant, contact.channel, contact.external);
-        self.wait_list_remove(c);
+        self.set_waiting(c, false);
         self.stats.answered(self.now, t, channel, waited, self.pools[self.agents[a].pool].is_inhouse());
         out.push(Output::Accepted {
             reservation: id,
@@ -1154,7 +1176,9 @@ impl Engine {
         if pool.is_inhouse() {
             self.tenants[pool.tenant as usize].inhouse_used -= weight;
         }
-        self.relink_agent(a);
+        // Its list nodes are put in place once it has been served (see `serve_agent`).
+        self.avail[a as usize] = 0;
+        self.agents[a].dirty = true;
         was_full
     }
 
@@ -1184,7 +1208,7 @@ impl Engine {
         contact.state = ContactState::Queued;
         out.push(Output::Requeued { contact: contact.external, reason });
         self.contacts[c].group = self.group_for(c);
-        self.route_contact(c, false, out);
+        self.route_contact(c, Arrival::Returning, out);
     }
 
     // ----- relaxation and overflow ---------------------------------------------------------
@@ -1271,7 +1295,7 @@ impl Engine {
         }
         self.leave_queue(c);
         self.contacts[c].group = group;
-        self.route_contact(c, false, out);
+        self.route_contact(c, Arrival::Returning, out);
     }
 }
 

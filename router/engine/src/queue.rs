@@ -73,6 +73,8 @@ pub(crate) struct Group {
     pub buckets: Vec<Bucket>,
     /// Bit `b` set when bucket `b` is non-empty.
     pub nonempty: u64,
+    /// Waiting contacts per effective priority, highest first (a few classes in practice).
+    pub by_priority: Vec<(u16, u32)>,
     /// Contact slots of logged-in member agents whose pool is open.
     pub staffed_slots: u32,
     /// Smoothed time from offer to release, and how many releases it has seen.
@@ -87,12 +89,41 @@ impl Group {
             key,
             strategy,
             heap: Vec::new(),
+            by_priority: Vec::new(),
             buckets: vec![Bucket { head: NIL, tail: NIL }; bucket_count],
             nonempty: 0,
             staffed_slots: 0,
             handle_time: 0.0,
             handle_samples: 0,
         }
+    }
+}
+
+impl Group {
+    /// Counts a contact of `priority` in or out of the per-priority tally.
+    pub(crate) fn tally(&mut self, priority: u16, joined: bool) {
+        match self.by_priority.iter().position(|&(p, _)| p <= priority) {
+            Some(i) if self.by_priority[i].0 == priority => {
+                let count = &mut self.by_priority[i].1;
+                if joined {
+                    *count += 1;
+                } else {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.by_priority.remove(i);
+                    }
+                }
+            }
+            at => {
+                debug_assert!(joined, "a contact leaving was counted when it joined");
+                self.by_priority.insert(at.unwrap_or(self.by_priority.len()), (priority, 1));
+            }
+        }
+    }
+
+    /// Waiting contacts of at least `priority`.
+    pub(crate) fn at_least(&self, priority: u16) -> u32 {
+        self.by_priority.iter().take_while(|&&(p, _)| p >= priority).map(|&(_, n)| n).sum()
     }
 }
 
@@ -168,6 +199,24 @@ pub(crate) fn unlink(nodes: &mut [Node], group: &mut Group, node: u32) {
 pub(crate) struct Waiting {
     pub key: ContactKey,
     pub contact: u32,
+    /// The contact has refused or missed some agent (so check its exclusions).
+    pub picky: bool,
+}
+
+/// A group's hot summary, kept in a dense array so a freed agent compares the heads of all
+/// its groups within a few cache lines.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Head {
+    /// The best waiting contact.
+    pub top: Option<Waiting>,
+    pub channel: Channel,
+}
+
+/// An agent's membership in a group, with its list node.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Membership {
+    pub group: u32,
+    pub node: u32,
 }
 
 /// Where each contact sits in its heap, so any one can be removed.
@@ -252,7 +301,7 @@ mod tests {
         let mut positions = Positions(vec![NIL; keys.len()]);
         let mut heap = Vec::new();
         for c in 0..200u32 {
-            heap_push(&mut heap, &mut positions, Waiting { key: keys[c as usize], contact: c });
+            heap_push(&mut heap, &mut positions, Waiting { key: keys[c as usize], contact: c, picky: false });
         }
         for c in (0..200).step_by(3) {
             heap_remove(&mut heap, &mut positions, c);

@@ -5,8 +5,8 @@
 use crate::config::Strategy;
 use crate::engine::{ContactState, Engine, Presence, Reservation, ReservationState};
 use crate::event::Output;
-use crate::ids::{MAX_CONTACT_SKILLS, Millis, SkillLevel};
-use crate::queue::{self, Group, GroupKey, HeapPositions, Node, Scope, Waiting};
+use crate::ids::{Channel, MAX_CONTACT_SKILLS, Millis, SkillLevel};
+use crate::queue::{self, Group, GroupKey, Head, HeapPositions, Membership, Node, Scope, Waiting};
 use crate::slab::{NIL, Slab};
 use crate::timers::TimerKind;
 
@@ -17,6 +17,17 @@ impl HeapPositions for Slab<crate::engine::Contact> {
     fn pos(&self, contact: u32) -> u32 {
         self[contact].heap_pos
     }
+}
+
+/// How a contact comes to be routed, which decides how its queue position is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Just enqueued: it is the newest contact.
+    New,
+    /// A scheduled contact whose time has come: it arrived earlier.
+    Scheduled,
+    /// Requeued or moved to another group by relaxation or overflow.
+    Returning,
 }
 
 /// Highest bucket index; buckets are bits of a `u64`.
@@ -64,6 +75,7 @@ impl Engine {
         let strategy = self.policy(key.tenant).channel(key.channel).strategy;
         let g = self.groups.len() as u32;
         self.groups.push(Group::new(key, strategy));
+        self.heads.push(Head { top: None, channel: key.channel });
         self.group_index.insert(key, g);
         self.tenants[key.tenant as usize].groups.push(g);
         let mut candidates = std::mem::take(&mut self.scratch);
@@ -75,18 +87,33 @@ impl Engine {
                 candidates.extend_from_slice(&self.pools[p].agents);
             }
         }
+        let mut placed = Vec::new();
         for &a in &candidates {
             if let Some(proficiency) = self.eligible(a, &key) {
-                // Take the agent out of the books and back in, so the new membership is
-                // staffed and linked like every other.
-                self.detach_agent(a);
-                let n = self.alloc_node(a, g, proficiency);
-                self.agents[a].nodes.push(n);
-                self.attach_agent(a);
+                let node = self.alloc_node(a, g, proficiency);
+                let agent = &mut self.agents[a];
+                agent.memberships.push(Membership { group: g, node });
+                if agent.staffed {
+                    self.groups[g as usize].staffed_slots += agent.slots(key.channel);
+                }
+                if self.in_lists(a, key.channel) {
+                    let (bucket, order) = self.place(a, node);
+                    placed.push((g, bucket, order, node));
+                }
             }
         }
         self.scratch = candidates;
+        self.link_in_order(&mut placed);
         g
+    }
+
+    /// Links unlinked nodes `(group, bucket, key, node)` into their lists: sorted first, so
+    /// that every link is an append.
+    fn link_in_order(&mut self, placed: &mut [(u32, u8, u64, u32)]) {
+        placed.sort_unstable();
+        for &(g, bucket, key, n) in placed.iter() {
+            queue::link(&mut self.nodes, &mut self.groups[g as usize], n, bucket, key);
+        }
     }
 
     /// Whether agent `a` may serve group `key` whenever it has room, and its summed levels in
@@ -136,26 +163,26 @@ impl Engine {
         for i in 0..self.tenants[tenant].groups.len() {
             let g = self.tenants[tenant].groups[i];
             if let Some(proficiency) = self.eligible(a, &self.groups[g as usize].key) {
-                let n = self.alloc_node(a, g, proficiency);
-                self.agents[a].nodes.push(n);
+                let node = self.alloc_node(a, g, proficiency);
+                self.agents[a].memberships.push(Membership { group: g, node });
             }
         }
     }
 
     /// Frees a (detached) agent's nodes.
     pub(crate) fn drop_memberships(&mut self, a: u32) {
-        let nodes = std::mem::take(&mut self.agents[a].nodes);
-        self.free_nodes.extend_from_slice(&nodes);
+        let memberships = std::mem::take(&mut self.agents[a].memberships);
+        self.free_nodes.extend(memberships.iter().map(|m| m.node));
     }
 
     /// Takes an agent out of every list and out of the staffing counts, before its state
     /// changes.
     pub(crate) fn detach_agent(&mut self, a: u32) {
-        let Engine { agents, nodes, groups, tenants, pools, .. } = self;
+        let Engine { agents, nodes, groups, tenants, pools, avail, .. } = self;
         let agent = &mut agents[a];
         if agent.staffed {
-            for &n in &agent.nodes {
-                let group = &mut groups[nodes[n as usize].group as usize];
+            for m in &agent.memberships {
+                let group = &mut groups[m.group as usize];
                 group.staffed_slots -= agent.slots(group.key.channel);
             }
             if pools[agent.pool].is_inhouse() {
@@ -163,47 +190,60 @@ impl Engine {
             }
             agent.staffed = false;
         }
-        for &n in &agent.nodes {
-            let g = nodes[n as usize].group as usize;
-            queue::unlink(nodes, &mut groups[g], n);
+        for m in &agent.memberships {
+            queue::unlink(nodes, &mut groups[m.group as usize], m.node);
         }
+        avail[a as usize] = 0;
     }
 
-    /// Puts an agent back into the staffing counts and into its groups' lists.
+    /// Puts an agent back into the staffing counts and into its groups' lists. It becomes
+    /// available anew, so its idle key is refreshed: it goes behind the agents already waiting.
     pub(crate) fn attach_agent(&mut self, a: u32) {
-        let Engine { agents, nodes, groups, tenants, pools, .. } = self;
+        self.touch_idle(a);
+        let Engine { agents, groups, tenants, pools, .. } = self;
         let agent = &mut agents[a];
         let pool = &pools[agent.pool];
-        if agent.presence == Presence::Offline || !pool.open {
-            return;
+        if agent.presence != Presence::Offline && pool.open {
+            for m in &agent.memberships {
+                let group = &mut groups[m.group as usize];
+                group.staffed_slots += agent.slots(group.key.channel);
+            }
+            if pool.is_inhouse() {
+                tenants[agent.tenant as usize].inhouse_units += u64::from(agent.capacity.total);
+            }
+            agent.staffed = true;
         }
-        for &n in &agent.nodes {
-            let group = &mut groups[nodes[n as usize].group as usize];
-            group.staffed_slots += agent.slots(group.key.channel);
-        }
-        if pool.is_inhouse() {
-            tenants[agent.tenant as usize].inhouse_units += u64::from(agent.capacity.total);
-        }
-        agent.staffed = true;
         self.relink_agent(a);
     }
 
-    /// Whether agent `a` may get an offer on `channel` now, pool cap and exclusions aside.
-    fn offerable(&self, a: u32, channel: crate::ids::Channel) -> bool {
+    /// Channels (as bits) on which agent `a` may get an offer now, pool cap and exclusions
+    /// aside.
+    fn open_channels(&self, a: u32) -> u8 {
         let agent = &self.agents[a];
-        agent.presence == Presence::Ready && self.pools[agent.pool].open && agent.has_room(channel)
+        if agent.presence != Presence::Ready || !self.pools[agent.pool].open {
+            return 0;
+        }
+        Channel::ALL.iter().filter(|&&c| agent.has_room(c)).fold(0, |bits, &c| bits | 1 << c.index())
+    }
+
+    /// Whether agent `a`'s nodes for `channel` belong in their lists.
+    fn in_lists(&self, a: u32, channel: Channel) -> bool {
+        self.open_channels(a) & (1 << channel.index()) != 0
     }
 
     /// Puts every node of agent `a` at its current place: in its group's list, at the position
     /// its strategy gives, when the agent has room on the group's channel; out of it otherwise.
     pub(crate) fn relink_agent(&mut self, a: u32) {
-        for i in 0..self.agents[a].nodes.len() {
-            let n = self.agents[a].nodes[i];
-            let g = self.nodes[n as usize].group as usize;
-            queue::unlink(&mut self.nodes, &mut self.groups[g], n);
-            if self.offerable(a, self.groups[g].key.channel) {
-                let (bucket, key) = self.place(a, n);
-                queue::link(&mut self.nodes, &mut self.groups[g], n, bucket, key);
+        let open = self.open_channels(a);
+        self.avail[a as usize] = open;
+        self.agents[a].dirty = false;
+        for i in 0..self.agents[a].memberships.len() {
+            let Membership { group, node } = self.agents[a].memberships[i];
+            let g = group as usize;
+            queue::unlink(&mut self.nodes, &mut self.groups[g], node);
+            if open & (1 << self.groups[g].key.channel.index()) != 0 {
+                let (bucket, key) = self.place(a, node);
+                queue::link(&mut self.nodes, &mut self.groups[g], node, bucket, key);
             }
         }
     }
@@ -222,14 +262,7 @@ impl Engine {
 
     /// Rebuilds a tenant's agent lists after its strategies changed.
     pub(crate) fn rebuild_lists(&mut self, t: u32) {
-        let mut members = std::mem::take(&mut self.scratch);
-        members.clear();
-        for &p in &self.tenants[t as usize].pools {
-            members.extend_from_slice(&self.pools[p].agents);
-        }
-        for &a in &members {
-            self.detach_agent(a);
-        }
+        let mut placed = Vec::new();
         for i in 0..self.tenants[t as usize].groups.len() {
             let g = self.tenants[t as usize].groups[i] as usize;
             let strategy = self.policy(t).channel(self.groups[g].key.channel).strategy;
@@ -238,10 +271,19 @@ impl Engine {
             group.buckets = vec![queue::Bucket { head: NIL, tail: NIL }; queue::bucket_count(strategy)];
             group.nonempty = 0;
         }
-        for &a in &members {
-            self.attach_agent(a);
+        for &p in &self.tenants[t as usize].pools {
+            for &a in &self.pools[p].agents {
+                let open = self.open_channels(a);
+                for m in &self.agents[a].memberships {
+                    self.nodes[m.node as usize].linked = false;
+                    if open & (1 << self.groups[m.group as usize].key.channel.index()) != 0 {
+                        let (bucket, key) = self.place(a, m.node);
+                        placed.push((m.group, bucket, key, m.node));
+                    }
+                }
+            }
         }
-        self.scratch = members;
+        self.link_in_order(&mut placed);
     }
 
     // ----- matching ------------------------------------------------------------------------
@@ -249,13 +291,12 @@ impl Engine {
     /// The best agent with room for contact `c`: the head of the first non-empty bucket of its
     /// group, skipping agents it excludes and agents whose pool is at its cap.
     ///
-    /// Offers do not move an agent in its lists (that would touch every group it serves);
-    /// its nodes stay where they were, which is never later than where they belong, because an
-    /// offer only raises an agent's keys and buckets. This walk puts each stale node it meets
-    /// where it belongs, or takes it out when the agent has no room, and carries on.
+    /// An offer that fills an agent up does not take it out of its lists (that would touch
+    /// every group it serves); this walk takes out each such node it meets. An agent whose
+    /// nodes are being moved (`dirty`) is skipped; it is served directly.
     fn find_agent(&mut self, c: u32) -> Option<u32> {
         let g = self.contacts[c].group as usize;
-        let channel = self.groups[g].key.channel;
+        let bit = 1 << self.groups[g].key.channel.index();
         let mut b = 0;
         loop {
             let remaining = self.groups[g].nonempty >> b;
@@ -265,25 +306,17 @@ impl Engine {
             b += remaining.trailing_zeros() as usize;
             let mut n = self.groups[g].buckets[b].head;
             while n != NIL {
-                let Node { agent: a, next, bucket, key, .. } = self.nodes[n as usize];
-                if !self.offerable(a, channel) {
+                let Node { agent: a, next, .. } = self.nodes[n as usize];
+                if self.avail[a as usize] & bit == 0 {
                     queue::unlink(&mut self.nodes, &mut self.groups[g], n);
-                    n = next;
-                    continue;
-                }
-                let place = self.place(a, n);
-                if place != (bucket, key) {
-                    queue::unlink(&mut self.nodes, &mut self.groups[g], n);
-                    queue::link(&mut self.nodes, &mut self.groups[g], n, place.0, place.1);
-                    // It moved behind its old place. If it still comes before `next`, it
-                    // is the one to look at now (fresh); otherwise the walk meets it later.
-                    let still_before_next = usize::from(place.0) == b && self.nodes[n as usize].next == next;
-                    n = if still_before_next { n } else { next };
-                    continue;
-                }
-                let agent = &self.agents[a];
-                if self.pools[agent.pool].has_room() && !self.contacts[c].excludes(agent.target) {
-                    return Some(a);
+                } else {
+                    let agent = &self.agents[a];
+                    if !agent.dirty
+                        && self.pools[agent.pool].has_room()
+                        && !self.contacts[c].excludes(agent.target)
+                    {
+                        return Some(a);
+                    }
                 }
                 n = next;
             }
@@ -294,29 +327,33 @@ impl Engine {
         }
     }
 
-    /// The best waiting contact agent `a` can take now, across every group it serves.
+    /// The best waiting contact agent `a` can take now, across every group it serves. Only
+    /// the groups' dense heads are read, unless a head has refused this agent before.
     fn find_contact(&self, a: u32) -> Option<u32> {
         let agent = &self.agents[a];
-        if !self.pools[agent.pool].has_room() {
+        if agent.presence != Presence::Ready
+            || !self.pools[agent.pool].open
+            || !self.pools[agent.pool].has_room()
+        {
             return None;
         }
+        let room =
+            Channel::ALL.iter().filter(|&&c| agent.has_room(c)).fold(0u8, |bits, &c| bits | 1 << c.index());
         let mut best: Option<Waiting> = None;
-        if agent.presence != Presence::Ready || !self.pools[agent.pool].open {
-            return None;
-        }
-        for &n in &agent.nodes {
-            let group = &self.groups[self.nodes[n as usize].group as usize];
-            if !agent.has_room(group.key.channel) {
+        for m in &agent.memberships {
+            let head = &self.heads[m.group as usize];
+            let Some(top) = head.top else { continue };
+            if room & (1 << head.channel.index()) == 0 || best.is_some_and(|b| b.key <= top.key) {
                 continue;
             }
-            let heap = &group.heap;
-            let Some(&top) = heap.first() else { continue };
-            let candidate = if !self.contacts[top.contact].excludes(agent.target) {
+            let candidate = if !top.picky || !self.contacts[top.contact].excludes(agent.target) {
                 Some(top)
             } else {
                 // Rare: the head has refused this agent before; take the best one that hasn't.
-                heap.iter()
-                    .filter(|w| !self.contacts[w.contact].excludes(agent.target))
+                self.groups[m.group as usize]
+                    .heap
+                    .iter()
+                    .filter(|w| !w.picky || !self.contacts[w.contact].excludes(agent.target))
                     .min_by_key(|w| w.key)
                     .copied()
             };
@@ -329,39 +366,63 @@ impl Engine {
         best.map(|w| w.contact)
     }
 
-    /// Offers contact `c` (which is not in a heap) to the best agent, or queues it. `fresh`
-    /// marks a contact that has just started waiting: its queue status is always sent.
-    pub(crate) fn route_contact(&mut self, c: u32, fresh: bool, out: &mut Vec<Output>) {
+    /// Offers contact `c` (which is not in a heap) to the best agent, or queues it and tells
+    /// the customer where it stands.
+    pub(crate) fn route_contact(&mut self, c: u32, arrival: Arrival, out: &mut Vec<Output>) {
         if let Some(a) = self.find_agent(c) {
             self.offer(c, a, out);
             return;
         }
         let contact = &self.contacts[c];
-        let g = contact.group;
-        let item = Waiting { key: contact.key(), contact: c };
-        queue::heap_push(&mut self.groups[g as usize].heap, &mut self.contacts, item);
-        let position = 1 + self.groups[g as usize].heap.iter().filter(|w| w.key < item.key).count() as u32;
-        let estimate = self.estimate(g, position);
-        self.send_status(c, position, estimate, fresh, out);
+        let g = contact.group as usize;
+        let item = Waiting { key: contact.key(), contact: c, picky: !contact.excluded.is_empty() };
+        let strict = self.policy(contact.tenant).channel(contact.channel).aging_step.is_none();
+        let group = &self.groups[g];
+        let position = match arrival {
+            // A new contact is behind every waiting one of its priority or higher (they all
+            // arrived earlier) and ahead of every lower one, unless aging mixes them.
+            Arrival::New if strict => Some(1 + group.at_least(contact.priority)),
+            Arrival::New | Arrival::Scheduled => {
+                Some(1 + group.heap.iter().filter(|w| w.key < item.key).count() as u32)
+            }
+            // Back in line: the next refresh tells the customer.
+            Arrival::Returning => None,
+        };
+        let priority = contact.priority;
+        let group = &mut self.groups[g];
+        group.tally(priority, true);
+        queue::heap_push(&mut group.heap, &mut self.contacts, item);
+        self.heads[g].top = group.heap.first().copied();
+        if let Some(position) = position {
+            let estimate = self.estimate(g as u32, position);
+            self.send_status(c, position, estimate, true, out);
+        }
     }
 
     /// Offers agent `a` the best contacts it can take until it is full or none fits.
+    ///
+    /// An agent released with work waiting takes it here before it is put back into any list;
+    /// if it still has room afterwards, its nodes are put in place now.
     pub(crate) fn serve_agent(&mut self, a: u32, out: &mut Vec<Output>) {
         while let Some(c) = self.find_contact(a) {
             self.leave_queue(c);
             self.offer(c, a, out);
         }
+        if self.agents[a].dirty && self.open_channels(a) != 0 {
+            self.relink_agent(a);
+        }
     }
 
     /// Takes a waiting contact out of its group's heap.
     pub(crate) fn leave_queue(&mut self, c: u32) {
-        let g = self.contacts[c].group;
-        queue::heap_remove(&mut self.groups[g as usize].heap, &mut self.contacts, c);
+        let (g, priority) = (self.contacts[c].group as usize, self.contacts[c].priority);
+        let group = &mut self.groups[g];
+        group.tally(priority, false);
+        queue::heap_remove(&mut group.heap, &mut self.contacts, c);
+        self.heads[g].top = group.heap.first().copied();
     }
 
     /// Reserves contact `c` for agent `a`.
-    ///
-    /// The agent's list nodes stay where they are (see [`find_agent`](Self::find_agent)).
     fn offer(&mut self, c: u32, a: u32, out: &mut Vec<Output>) {
         let contact = &self.contacts[c];
         let (t, channel, group, external) =
@@ -391,6 +452,14 @@ impl Engine {
             self.tenants[t as usize].inhouse_used += u64::from(weight);
         }
         let pool_id = pool.config.id;
+        // Still room somewhere: move to the back of those lists now (every link an append,
+        // since the keys are the newest). No room anywhere: walks drop its nodes lazily.
+        if self.open_channels(a) != 0 {
+            self.relink_agent(a);
+        } else {
+            self.avail[a as usize] = 0;
+            self.agents[a].dirty = true;
+        }
         self.contacts[c].state = ContactState::Offered(r);
         let deadline = self.now + self.policy(t).channel(channel).offer_timeout;
         self.timers.schedule(deadline, TimerKind::OfferDeadline { reservation: r, generation });
@@ -406,43 +475,6 @@ impl Engine {
     }
 
     // ----- waiting list, estimates and queue status ----------------------------------------
-
-    pub(crate) fn wait_list_push(&mut self, c: u32) {
-        let contact = &mut self.contacts[c];
-        let list = &mut self.tenants[contact.tenant as usize].waiting[contact.channel.index()];
-        contact.wait_prev = list.tail;
-        contact.wait_next = NIL;
-        contact.in_wait_list = true;
-        let old_tail = list.tail;
-        list.tail = c;
-        list.len += 1;
-        if old_tail == NIL {
-            list.head = c;
-        } else {
-            self.contacts[old_tail].wait_next = c;
-        }
-    }
-
-    pub(crate) fn wait_list_remove(&mut self, c: u32) {
-        let contact = &mut self.contacts[c];
-        if !contact.in_wait_list {
-            return;
-        }
-        contact.in_wait_list = false;
-        let (prev, next) = (contact.wait_prev, contact.wait_next);
-        let list = &mut self.tenants[contact.tenant as usize].waiting[contact.channel.index()];
-        list.len -= 1;
-        if prev == NIL {
-            list.head = next;
-        } else {
-            self.contacts[prev].wait_next = next;
-        }
-        if next == NIL {
-            list.tail = prev;
-        } else {
-            self.contacts[next].wait_prev = prev;
-        }
-    }
 
     /// Estimated wait for position `position` in group `g` (see the crate README).
     pub(crate) fn estimate(&self, g: u32, position: u32) -> Option<Millis> {

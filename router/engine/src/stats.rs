@@ -228,19 +228,23 @@ impl StatsReader {
 impl Engine {
     /// A snapshot of every queue's and pool's figures now.
     pub fn stats(&self) -> StatsSnapshot {
+        // The oldest waiting contact per queue, found by a scan rather than kept on every
+        // decision: snapshots are rare, decisions are not.
+        let mut oldest: Vec<Option<Millis>> = vec![None; self.tenants.len() * Channel::COUNT];
+        for (_, contact) in self.contacts.iter().filter(|(_, c)| c.waiting) {
+            let slot = &mut oldest[contact.tenant as usize * Channel::COUNT + contact.channel.index()];
+            *slot = Some(slot.map_or(contact.routable_since, |o| o.min(contact.routable_since)));
+        }
         let mut queues = Vec::new();
         for (t, tenant) in self.tenants.iter().enumerate() {
             for channel in Channel::ALL {
                 let book = &self.stats.tenants[t].1[channel.index()];
-                let list = &tenant.waiting[channel.index()];
-                let oldest_wait = match list.head {
-                    crate::slab::NIL => 0,
-                    head => self.now - self.contacts[head].routable_since,
-                };
+                let oldest_wait = oldest[t * Channel::COUNT + channel.index()]
+                    .map_or(0, |since| self.now.saturating_sub(since));
                 queues.push(QueueStats {
                     tenant: tenant.id,
                     channel,
-                    waiting: list.len,
+                    waiting: tenant.waiting[channel.index()],
                     oldest_wait,
                     threshold: book.threshold,
                     target_pct: book.target_pct,
