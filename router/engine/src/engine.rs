@@ -973,12 +973,14 @@ impl Engine {
         self.contacts[c].group = self.group_for(c);
         let arrival = if self.contacts[c].seq == self.seq { Arrival::New } else { Arrival::Scheduled };
         self.route_contact(c, arrival, out);
-        if let (Some(limit), ContactState::Queued, Scope::InHouse) =
-            (overflow.estimated_wait_above, self.contacts[c].state, self.contacts[c].scope)
-        {
-            if self.contacts[c].last_estimate.is_none_or(|e| e > limit) {
-                self.overflow(c, crate::event::OverflowReason::EstimatedWait, out);
-            }
+        let contact = &self.contacts[c];
+        let too_long = overflow.estimated_wait_above.is_some_and(|limit| {
+            contact.state == ContactState::Queued
+                && contact.scope == Scope::InHouse
+                && contact.last_estimate.is_none_or(|estimate| estimate > limit)
+        });
+        if too_long {
+            self.overflow(c, crate::event::OverflowReason::EstimatedWait, out);
         }
     }
 

@@ -357,10 +357,8 @@ impl Engine {
                     .min_by_key(|w| w.key)
                     .copied()
             };
-            if let Some(candidate) = candidate {
-                if best.is_none_or(|b| candidate.key < b.key) {
-                    best = Some(candidate);
-                }
+            if let Some(candidate) = candidate.filter(|c| best.is_none_or(|b| c.key < b.key)) {
+                best = Some(candidate);
             }
         }
         best.map(|w| w.contact)
