@@ -13,8 +13,8 @@ use crate::ids::{
     AgentId, Channel, ContactId, Languages, MAX_LANGUAGES, MAX_LEVEL, MAX_SKILLS, Millis, PoolId,
     ReservationId, SkillLevel, TenantId,
 };
-use crate::queue::{Group, GroupKey, Head, Membership, Node, Scope};
-use crate::routing::Arrival;
+use crate::queue::{Group, GroupKey, Head, HeapSlots, Membership, Node, Scope};
+use crate::routing::{Arrival, LANE_WRAP_UPS, timer_lane};
 use crate::slab::{NIL, Slab};
 use crate::stats::{StatsBook, StatsReader};
 use crate::timers::{TimerKind, Timers};
@@ -164,7 +164,6 @@ pub(crate) struct Contact {
     pub routable_since: Millis,
     pub state: ContactState,
     pub group: u32,
-    pub heap_pos: u32,
     pub next_step: u8,
     pub preferred_agent_active: bool,
     pub preferred_skills_active: bool,
@@ -216,6 +215,8 @@ pub struct Engine {
     pub(crate) agent_index: FxHashMap<AgentId, u32>,
     pub(crate) contacts: Slab<Contact>,
     pub(crate) contact_index: FxHashMap<ContactId, u32>,
+    /// Per contact slot, its place in its group's heap: dense, so heap moves touch no contact.
+    pub(crate) heap_pos: HeapSlots,
     pub(crate) reservations: Slab<Reservation>,
     pub(crate) groups: Vec<Group>,
     /// Each group's best waiting contact, dense (see [`Head`]).
@@ -256,6 +257,7 @@ impl Engine {
             agent_index: hash_map_with_capacity(agents),
             contacts: Slab::with_capacity(contacts),
             contact_index: hash_map_with_capacity(contacts),
+            heap_pos: HeapSlots(Vec::with_capacity(contacts)),
             reservations: Slab::with_capacity(agents * 2),
             groups: Vec::new(),
             heads: Vec::new(),
@@ -387,6 +389,7 @@ impl Engine {
                     self.pool_hours(pool, out);
                 }
             }
+            TimerKind::Lane(_) => unreachable!("lanes are resolved inside the timers"),
             TimerKind::StatusRefresh => {
                 self.refresh_statuses(out);
                 // After a long jump in time, refresh once more at the end rather than at every
@@ -899,7 +902,6 @@ impl Engine {
             routable_since: self.now,
             state: ContactState::Scheduled,
             group: NIL,
-            heap_pos: NIL,
             next_step: 0,
             preferred_agent_active: preferred_agent.is_some(),
             preferred_skills_active,
@@ -911,6 +913,9 @@ impl Engine {
             last_estimate: None,
         });
         self.contact_index.insert(spec.id, c);
+        if self.heap_pos.0.len() <= c as usize {
+            self.heap_pos.0.resize(c as usize + 1, NIL);
+        }
         self.stats.received(t, spec.channel);
         match spec.not_before {
             Some(at) if at > self.now => {
@@ -1125,7 +1130,12 @@ impl Engine {
             agent.active -= 1;
             agent.wrapping += 1;
             let generation = self.reservations.generation(r);
-            self.timers.schedule(self.now + wrap_up, TimerKind::WrapUpEnd { reservation: r, generation });
+            let lane = timer_lane(t, channel, LANE_WRAP_UPS);
+            self.timers.schedule_in_lane(
+                lane,
+                self.now + wrap_up,
+                TimerKind::WrapUpEnd { reservation: r, generation },
+            );
             self.report(a, out);
         }
         Ok(())

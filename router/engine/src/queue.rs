@@ -219,6 +219,18 @@ pub(crate) struct Membership {
     pub node: u32,
 }
 
+/// Each contact slot's place in its group's heap, in one dense array.
+pub(crate) struct HeapSlots(pub Vec<u32>);
+
+impl HeapPositions for HeapSlots {
+    fn set_pos(&mut self, contact: u32, pos: u32) {
+        self.0[contact as usize] = pos;
+    }
+    fn pos(&self, contact: u32) -> u32 {
+        self.0[contact as usize]
+    }
+}
+
 /// Where each contact sits in its heap, so any one can be removed.
 pub(crate) trait HeapPositions {
     fn set_pos(&mut self, contact: u32, pos: u32);

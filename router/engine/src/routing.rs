@@ -6,18 +6,9 @@ use crate::config::Strategy;
 use crate::engine::{ContactState, Engine, Presence, Reservation, ReservationState};
 use crate::event::Output;
 use crate::ids::{Channel, MAX_CONTACT_SKILLS, Millis, SkillLevel};
-use crate::queue::{self, Group, GroupKey, Head, HeapPositions, Membership, Node, Scope, Waiting};
-use crate::slab::{NIL, Slab};
+use crate::queue::{self, Group, GroupKey, Head, Membership, Node, Scope, Waiting};
+use crate::slab::NIL;
 use crate::timers::TimerKind;
-
-impl HeapPositions for Slab<crate::engine::Contact> {
-    fn set_pos(&mut self, contact: u32, pos: u32) {
-        self[contact].heap_pos = pos;
-    }
-    fn pos(&self, contact: u32) -> u32 {
-        self[contact].heap_pos
-    }
-}
 
 /// How a contact comes to be routed, which decides how its queue position is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +19,16 @@ pub(crate) enum Arrival {
     Scheduled,
     /// Requeued or moved to another group by relaxation or overflow.
     Returning,
+}
+
+/// Timer lanes per tenant and channel: offer deadlines and wrap-up ends.
+pub(crate) const LANE_OFFERS: u32 = 0;
+/// See [`LANE_OFFERS`].
+pub(crate) const LANE_WRAP_UPS: u32 = 1;
+
+/// The lane of one kind of fixed-duration timer of one tenant's channel.
+pub(crate) fn timer_lane(tenant: u32, channel: Channel, kind: u32) -> u32 {
+    (tenant * Channel::COUNT as u32 + channel.index() as u32) * 2 + kind
 }
 
 /// Highest bucket index; buckets are bits of a `u64`.
@@ -389,7 +390,7 @@ impl Engine {
         let priority = contact.priority;
         let group = &mut self.groups[g];
         group.tally(priority, true);
-        queue::heap_push(&mut group.heap, &mut self.contacts, item);
+        queue::heap_push(&mut group.heap, &mut self.heap_pos, item);
         self.heads[g].top = group.heap.first().copied();
         if let Some(position) = position {
             let estimate = self.estimate(g as u32, position);
@@ -416,7 +417,7 @@ impl Engine {
         let (g, priority) = (self.contacts[c].group as usize, self.contacts[c].priority);
         let group = &mut self.groups[g];
         group.tally(priority, false);
-        queue::heap_remove(&mut group.heap, &mut self.contacts, c);
+        queue::heap_remove(&mut group.heap, &mut self.heap_pos, c);
         self.heads[g].top = group.heap.first().copied();
     }
 
@@ -460,7 +461,8 @@ impl Engine {
         }
         self.contacts[c].state = ContactState::Offered(r);
         let deadline = self.now + self.policy(t).channel(channel).offer_timeout;
-        self.timers.schedule(deadline, TimerKind::OfferDeadline { reservation: r, generation });
+        let lane = timer_lane(t, channel, LANE_OFFERS);
+        self.timers.schedule_in_lane(lane, deadline, TimerKind::OfferDeadline { reservation: r, generation });
         self.stats.offered(t, channel);
         out.push(Output::Offered {
             reservation: self.reservation_id(r),
