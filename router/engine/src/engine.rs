@@ -543,8 +543,10 @@ impl Engine {
             }
         }
         let members = self.pools[p].agents.clone();
-        for a in members {
+        for &a in &members {
             self.attach_agent(a);
+        }
+        for &a in &members {
             self.serve_agent(a, out);
         }
         Ok(())
