@@ -301,6 +301,12 @@ impl Engine {
         self.groups.len()
     }
 
+    /// Agent-in-group memberships: how many (agent, group) pairs the lists index. Each costs a
+    /// list node; it is what per-agent memory grows with.
+    pub fn membership_count(&self) -> usize {
+        self.nodes.len() - self.free_nodes.len()
+    }
+
     /// Fires the timers due by `now`, then applies `input`, appending every decision and
     /// notification to `out`.
     pub fn apply(&mut self, now: Millis, input: &Input, out: &mut Vec<Output>) {
