@@ -114,6 +114,12 @@ impl Agent {
             && u32::from(self.used) + u32::from(self.capacity.weight[c]) <= u32::from(self.capacity.total)
     }
 
+    /// Whether what it holds fits its capacity (after a capacity was lowered, it may not).
+    pub(crate) fn fits(&self) -> bool {
+        self.used <= self.capacity.total
+            && self.load.iter().zip(self.capacity.per_channel).all(|(&held, max)| held <= max)
+    }
+
     /// Contacts of `channel` it can hold at once.
     pub(crate) fn slots(&self, channel: Channel) -> u32 {
         let c = channel.index();
@@ -195,6 +201,8 @@ pub(crate) enum ReservationState {
 
 pub(crate) struct Reservation {
     pub contact: u32,
+    /// Capacity units it holds (the channel's weight when offered).
+    pub weight: u16,
     pub contact_id: ContactId,
     pub agent: u32,
     pub channel: Channel,
@@ -640,7 +648,39 @@ impl Engine {
         let lease = self.pools[p].agents[0];
         self.detach_agent(lease);
         self.agents[lease].capacity = capacity;
+        // Offers beyond the new capacity are withdrawn, newest first; accepted work stays.
+        let mut withdrawn = std::mem::take(&mut self.scratch);
+        withdrawn.clear();
+        while !self.agents[lease].fits() {
+            let agent = &self.agents[lease];
+            let newest = agent
+                .reservations
+                .iter()
+                .rev()
+                .copied()
+                .find(|&r| self.reservations[r].state == ReservationState::Offered);
+            let Some(r) = newest else { break };
+            let contact = self.reservations[r].contact;
+            out.push(Output::OfferRescinded {
+                reservation: self.reservation_id(r),
+                contact: self.contacts[contact].external,
+                target: Target::Pool(pool),
+                reason: RescindReason::PoolShrank,
+            });
+            out.push(Output::Requeued {
+                contact: self.contacts[contact].external,
+                reason: RequeueReason::PoolShrank,
+            });
+            self.release(r);
+            self.contacts[contact].state = ContactState::Queued;
+            withdrawn.push(contact);
+        }
         self.attach_agent(lease);
+        for &c in &withdrawn {
+            self.contacts[c].group = self.group_for(c);
+            self.route_contact(c, Arrival::Returning, out);
+        }
+        self.scratch = withdrawn;
         self.serve_agent(lease, out);
         Ok(())
     }
@@ -1182,13 +1222,13 @@ impl Engine {
         let agent = &mut self.agents[a];
         let c = reservation.channel.index();
         agent.load[c] -= 1;
-        agent.used -= agent.capacity.weight[c];
+        agent.used -= reservation.weight;
         match reservation.state {
             ReservationState::WrapUp => agent.wrapping -= 1,
             _ => agent.active -= 1,
         }
         agent.reservations.retain(|&x| x != r);
-        let weight = u64::from(agent.capacity.weight[c]);
+        let weight = u64::from(reservation.weight);
         self.touch_idle(a);
         let pool = &mut self.pools[self.agents[a].pool];
         let was_full = !pool.has_room();

@@ -252,10 +252,13 @@ pub enum Rejection {
     /// A skill id, level or language outside the supported range, or a skill listed twice.
     #[error("invalid skill, level or language")]
     InvalidSkill,
-    /// Capacity with no units, or a capacity change for an agent-level pool.
+    /// An agent's capacity with no units. (A capacity-level pool may declare none: its
+    /// provider has nobody free.)
     #[error("invalid capacity")]
     InvalidCapacity,
-    /// An agent in a capacity-level pool, or a pool of a tenant with no policy.
+    /// A pool used in a way its mode does not allow (an agent in a capacity-level pool, a
+    /// declared capacity for an agent-level pool), or a change of a pool's tenant, of its mode,
+    /// or of its kind while it holds work.
     #[error("invalid pool for this use")]
     InvalidPool,
 }

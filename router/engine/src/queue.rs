@@ -131,7 +131,8 @@ impl Group {
 pub(crate) fn bucket_count(strategy: crate::config::Strategy) -> usize {
     use crate::config::Strategy::*;
     match strategy {
-        LongestIdle | RoundRobin => 1,
+        LongestIdle => 1,
+        RoundRobin => 2,
         LeastOccupied | BestProficiency => 64,
     }
 }

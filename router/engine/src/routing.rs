@@ -257,7 +257,9 @@ impl Engine {
             Strategy::LongestIdle => (0, agent.idle_key),
             Strategy::LeastOccupied => (agent.used.min(u16::from(TOP_BUCKET)) as u8, agent.idle_key),
             Strategy::BestProficiency => (TOP_BUCKET - node.proficiency, agent.idle_key),
-            Strategy::RoundRobin => (0, agent.offer_key),
+            // Agents never offered a contact come first, longest idle first.
+            Strategy::RoundRobin if agent.offer_key == 0 => (0, agent.idle_key),
+            Strategy::RoundRobin => (1, agent.offer_key),
         }
     }
 
@@ -426,8 +428,10 @@ impl Engine {
         let contact = &self.contacts[c];
         let (t, channel, group, external) =
             (contact.tenant, contact.channel, contact.group, contact.external);
+        let weight = self.agents[a].capacity.weight[channel.index()];
         let (r, generation) = self.reservations.insert(Reservation {
             contact: c,
+            weight,
             contact_id: external,
             agent: a,
             channel,
@@ -437,7 +441,6 @@ impl Engine {
         });
         self.counter += 1;
         let agent = &mut self.agents[a];
-        let weight = agent.capacity.weight[channel.index()];
         agent.load[channel.index()] += 1;
         agent.used += weight;
         agent.active += 1;
