@@ -103,9 +103,7 @@ pub enum AnalyticError {
     },
     /// The occupancy `ρ = λ/(cμ)` was not below 1. Without abandonment the
     /// queue then grows without bound and has no steady state.
-    #[error(
-        "occupancy {occupancy} is not below 1: without abandonment the queue has no steady state"
-    )]
+    #[error("occupancy {occupancy} is not below 1: without abandonment the queue has no steady state")]
     Unstable {
         /// The occupancy `ρ` that was computed from the inputs.
         occupancy: f64,
@@ -194,11 +192,7 @@ impl ErlangC {
     /// [`AnalyticError::NonFinite`] / [`AnalyticError::NonPositive`] for a
     /// rate or handle time that is not a positive finite number, and
     /// [`AnalyticError::Unstable`] when the occupancy `λ/(cμ)` is 1 or more.
-    pub fn new(
-        agents: u32,
-        arrival_rate: f64,
-        mean_handle_time: f64,
-    ) -> Result<Self, AnalyticError> {
+    pub fn new(agents: u32, arrival_rate: f64, mean_handle_time: f64) -> Result<Self, AnalyticError> {
         if agents == 0 {
             return Err(AnalyticError::NoAgents);
         }
@@ -211,13 +205,7 @@ impl ErlangC {
         }
         let b = erlang_b_unchecked(agents, offered_load);
         let prob_wait = b / (1.0 - occupancy * (1.0 - b));
-        Ok(Self {
-            agents,
-            arrival_rate,
-            mean_handle_time,
-            offered_load,
-            prob_wait,
-        })
+        Ok(Self { agents, arrival_rate, mean_handle_time, offered_load, prob_wait })
     }
 
     /// Number of agents `c`.
@@ -362,15 +350,9 @@ fn solve_erlang_a_chain(agents: u32, a: f64, kappa: f64) -> Result<ChainSums, An
     // Death rate of state n divided by μ.
     let death = |n: f64| if n <= c { n } else { c + (n - c) * kappa };
     // Most likely state: the largest n with death(n) ≤ a.
-    let mode = if a < c {
-        a.floor()
-    } else {
-        c + ((a - c) / kappa).floor()
-    };
+    let mode = if a < c { a.floor() } else { c + ((a - c) / kappa).floor() };
     if mode.is_nan() || mode > MAX_MODE {
-        return Err(AnalyticError::StateSpaceTooLarge {
-            limit: MAX_MODE as u64,
-        });
+        return Err(AnalyticError::StateSpaceTooLarge { limit: MAX_MODE as u64 });
     }
 
     let mut sums = ChainSums::default();
@@ -379,9 +361,7 @@ fn solve_erlang_a_chain(agents: u32, a: f64, kappa: f64) -> Result<ChainSums, An
     let mut count_step = || {
         steps += 1;
         if steps > MAX_CHAIN_STEPS {
-            Err(AnalyticError::StateSpaceTooLarge {
-                limit: MAX_CHAIN_STEPS,
-            })
+            Err(AnalyticError::StateSpaceTooLarge { limit: MAX_CHAIN_STEPS })
         } else {
             Ok(())
         }
@@ -397,9 +377,7 @@ fn solve_erlang_a_chain(agents: u32, a: f64, kappa: f64) -> Result<ChainSums, An
             let geometric = r / (1.0 - r);
             let tail_total = weight * geometric;
             let tail_queue = weight * ((n - c) * geometric + geometric / (1.0 - r));
-            if tail_total <= TAIL_TOLERANCE * sums.waiting
-                && tail_queue <= TAIL_TOLERANCE * sums.queue
-            {
+            if tail_total <= TAIL_TOLERANCE * sums.waiting && tail_queue <= TAIL_TOLERANCE * sums.queue {
                 break;
             }
         }
@@ -592,10 +570,7 @@ pub fn priority_mean_waits(
     }
     let total: f64 = arrival_rates.iter().sum();
     if total <= 0.0 {
-        return Err(AnalyticError::NonPositive {
-            parameter: Parameter::TotalArrivalRate,
-            value: total,
-        });
+        return Err(AnalyticError::NonPositive { parameter: Parameter::TotalArrivalRate, value: total });
     }
     let fifo = ErlangC::new(agents, total, mean_handle_time)?;
     let c = f64::from(agents);
@@ -621,20 +596,14 @@ mod tests {
     #[track_caller]
     fn assert_rel(actual: f64, expected: f64, rel: f64) {
         let err = ((actual - expected) / expected).abs();
-        assert!(
-            err <= rel,
-            "actual {actual:e}, expected {expected:e}, relative error {err:e} > {rel:e}"
-        );
+        assert!(err <= rel, "actual {actual:e}, expected {expected:e}, relative error {err:e} > {rel:e}");
     }
 
     /// Asserts `actual` is within `abs` of `expected`.
     #[track_caller]
     fn assert_abs(actual: f64, expected: f64, abs: f64) {
         let err = (actual - expected).abs();
-        assert!(
-            err <= abs,
-            "actual {actual}, expected {expected}, absolute error {err:e} > {abs:e}"
-        );
+        assert!(err <= abs, "actual {actual}, expected {expected}, absolute error {err:e} > {abs:e}");
     }
 
     /// `a^k / k!` for small `k`, by the textbook formula.
@@ -728,11 +697,7 @@ mod tests {
     fn erlang_c_internal_relations_hold() {
         let model = ErlangC::new(37, 0.15, 230.0).unwrap();
         // Little's law.
-        assert_rel(
-            model.mean_queue_length(),
-            model.arrival_rate() * model.mean_wait(),
-            1e-13,
-        );
+        assert_rel(model.mean_queue_length(), model.arrival_rate() * model.mean_wait(), 1e-13);
         // Service level: 1 − C at t = 0, 1 at t = ∞, 0 for negative t, and
         // increasing in t.
         assert_rel(model.service_level(0.0), 1.0 - model.prob_wait(), 1e-15);
@@ -816,56 +781,34 @@ mod tests {
                 ErlangC::new(3, rate, h),
                 Err(AnalyticError::NonPositive {
                     parameter,
-                    value: if parameter == Parameter::ArrivalRate {
-                        rate
-                    } else {
-                        h
-                    },
+                    value: if parameter == Parameter::ArrivalRate { rate } else { h },
                 })
             );
         }
         assert!(matches!(
             ErlangC::new(3, f64::NAN, 10.0),
-            Err(AnalyticError::NonFinite {
-                parameter: Parameter::ArrivalRate,
-                ..
-            })
+            Err(AnalyticError::NonFinite { parameter: Parameter::ArrivalRate, .. })
         ));
         assert_eq!(
             ErlangC::new(3, 0.1, f64::INFINITY),
-            Err(AnalyticError::NonFinite {
-                parameter: Parameter::MeanHandleTime,
-                value: f64::INFINITY,
-            })
+            Err(AnalyticError::NonFinite { parameter: Parameter::MeanHandleTime, value: f64::INFINITY })
         );
         // ρ exactly 1 and above.
-        assert_eq!(
-            ErlangC::new(4, 0.4, 10.0),
-            Err(AnalyticError::Unstable { occupancy: 1.0 })
-        );
+        assert_eq!(ErlangC::new(4, 0.4, 10.0), Err(AnalyticError::Unstable { occupancy: 1.0 }));
         assert!(matches!(
             ErlangC::new(4, 0.5, 10.0),
             Err(AnalyticError::Unstable { occupancy }) if occupancy > 1.0
         ));
         // Finite inputs whose product overflows.
-        assert!(matches!(
-            ErlangC::new(4, 1e200, 1e200),
-            Err(AnalyticError::Unstable { .. })
-        ));
+        assert!(matches!(ErlangC::new(4, 1e200, 1e200), Err(AnalyticError::Unstable { .. })));
         assert_eq!(erlang_b(0, 1.0), Err(AnalyticError::NoAgents));
         assert_eq!(
             erlang_b(2, -1.0),
-            Err(AnalyticError::NonPositive {
-                parameter: Parameter::OfferedLoad,
-                value: -1.0,
-            })
+            Err(AnalyticError::NonPositive { parameter: Parameter::OfferedLoad, value: -1.0 })
         );
         assert!(matches!(
             erlang_b(2, f64::NAN),
-            Err(AnalyticError::NonFinite {
-                parameter: Parameter::OfferedLoad,
-                ..
-            })
+            Err(AnalyticError::NonFinite { parameter: Parameter::OfferedLoad, .. })
         ));
     }
 
@@ -879,38 +822,10 @@ mod tests {
         // with mpmath at 50 digits, i.e. independently of the chain solver.
         // (agents, λ, 1/μ, 1/θ, P(W>0), P(Ab))
         for (agents, lambda, h, patience, wait, abandon) in [
-            (
-                20,
-                0.1,
-                180.0,
-                120.0,
-                0.319_717_648_934_267_9,
-                0.057_147_376_630_262_75,
-            ),
-            (
-                30,
-                0.2,
-                180.0,
-                300.0,
-                0.924_212_178_953_911,
-                0.173_610_578_969_292_4,
-            ),
-            (
-                500,
-                2.0,
-                240.0,
-                60.0,
-                0.131_770_796_088_237_86,
-                0.007_654_170_858_468_082,
-            ),
-            (
-                2000,
-                2000.0 * 1.05 / 240.0,
-                240.0,
-                180.0,
-                0.971_174_122_952_749_1,
-                0.047_842_516_137_348_31,
-            ),
+            (20, 0.1, 180.0, 120.0, 0.319_717_648_934_267_9, 0.057_147_376_630_262_75),
+            (30, 0.2, 180.0, 300.0, 0.924_212_178_953_911, 0.173_610_578_969_292_4),
+            (500, 2.0, 240.0, 60.0, 0.131_770_796_088_237_86, 0.007_654_170_858_468_082),
+            (2000, 2000.0 * 1.05 / 240.0, 240.0, 180.0, 0.971_174_122_952_749_1, 0.047_842_516_137_348_31),
         ] {
             let model = ErlangA::new(agents, lambda, h, patience).unwrap();
             assert_rel(model.prob_wait(), wait, 1e-10);
@@ -929,10 +844,7 @@ mod tests {
         for agents in [1_u32, 2, 5, 8] {
             let p = |k: u32| (-a).exp() * poisson_term(a, k);
             let below: f64 = (0..agents).map(p).sum();
-            let lq = a - f64::from(agents)
-                + (0..agents)
-                    .map(|k| f64::from(agents - k) * p(k))
-                    .sum::<f64>();
+            let lq = a - f64::from(agents) + (0..agents).map(|k| f64::from(agents - k) * p(k)).sum::<f64>();
             let model = ErlangA::new(agents, a / 100.0, 100.0, 100.0).unwrap();
             assert_rel(model.prob_wait(), 1.0 - below, 1e-12);
             assert_rel(model.mean_queue_length(), lq, 1e-12);
@@ -982,11 +894,7 @@ mod tests {
             let a_model = ErlangA::new(agents, lambda, h, 1e9).unwrap();
             assert_rel(a_model.prob_wait(), c_model.prob_wait(), 1e-5);
             assert_rel(a_model.mean_wait(), c_model.mean_wait(), 1e-5);
-            assert_rel(
-                a_model.mean_queue_length(),
-                c_model.mean_queue_length(),
-                1e-5,
-            );
+            assert_rel(a_model.mean_queue_length(), c_model.mean_queue_length(), 1e-5);
             assert_rel(a_model.occupancy(), c_model.occupancy(), 1e-5);
             assert!(a_model.prob_abandon() > 0.0 && a_model.prob_abandon() < 1e-5);
         }
@@ -1004,20 +912,13 @@ mod tests {
             assert!(ab > 0.0 && ab < 1.0, "rho {rho}: P(Ab) = {ab}");
             // Far into overload P(W>0) rounds to exactly 1.
             assert!(wait > 0.0 && wait <= 1.0, "rho {rho}: P(W>0) = {wait}");
-            assert!(
-                ab > last_abandon && wait >= last_wait,
-                "not increasing at rho {rho}"
-            );
+            assert!(ab > last_abandon && wait >= last_wait, "not increasing at rho {rho}");
             assert!(model.mean_wait().is_finite() && model.mean_wait() > 0.0);
             // Agents can serve at most cμ: λ(1 − P(Ab)) ≤ cμ.
             assert!(ab >= 1.0 - 1.0 / rho - 1e-12);
             // Flow balance, from independently accumulated sums: handled
             // rate λ(1 − P(Ab)) equals μ·E[busy agents].
-            assert_rel(
-                model.occupancy(),
-                lambda * (1.0 - ab) * h / f64::from(agents),
-                1e-12,
-            );
+            assert_rel(model.occupancy(), lambda * (1.0 - ab) * h / f64::from(agents), 1e-12);
             assert!(model.occupancy() < 1.0);
             last_abandon = ab;
             last_wait = wait;
@@ -1026,59 +927,35 @@ mod tests {
 
     #[test]
     fn erlang_a_rejects_invalid_input() {
-        assert_eq!(
-            ErlangA::new(0, 0.1, 10.0, 10.0),
-            Err(AnalyticError::NoAgents)
-        );
+        assert_eq!(ErlangA::new(0, 0.1, 10.0, 10.0), Err(AnalyticError::NoAgents));
         assert_eq!(
             ErlangA::new(2, 0.0, 10.0, 10.0),
-            Err(AnalyticError::NonPositive {
-                parameter: Parameter::ArrivalRate,
-                value: 0.0,
-            })
+            Err(AnalyticError::NonPositive { parameter: Parameter::ArrivalRate, value: 0.0 })
         );
         assert_eq!(
             ErlangA::new(2, 0.1, -1.0, 10.0),
-            Err(AnalyticError::NonPositive {
-                parameter: Parameter::MeanHandleTime,
-                value: -1.0,
-            })
+            Err(AnalyticError::NonPositive { parameter: Parameter::MeanHandleTime, value: -1.0 })
         );
         assert_eq!(
             ErlangA::new(2, 0.1, 10.0, 0.0),
-            Err(AnalyticError::NonPositive {
-                parameter: Parameter::MeanPatience,
-                value: 0.0,
-            })
+            Err(AnalyticError::NonPositive { parameter: Parameter::MeanPatience, value: 0.0 })
         );
         assert_eq!(
             ErlangA::new(2, 0.1, 10.0, f64::INFINITY),
-            Err(AnalyticError::NonFinite {
-                parameter: Parameter::MeanPatience,
-                value: f64::INFINITY,
-            })
+            Err(AnalyticError::NonFinite { parameter: Parameter::MeanPatience, value: f64::INFINITY })
         );
         assert!(matches!(
             ErlangA::new(2, f64::NAN, 10.0, 10.0),
-            Err(AnalyticError::NonFinite {
-                parameter: Parameter::ArrivalRate,
-                ..
-            })
+            Err(AnalyticError::NonFinite { parameter: Parameter::ArrivalRate, .. })
         ));
         // The offered load underflows to zero.
         assert_eq!(
             ErlangA::new(2, 1e-200, 1e-200, 10.0),
-            Err(AnalyticError::NonPositive {
-                parameter: Parameter::OfferedLoad,
-                value: 0.0,
-            })
+            Err(AnalyticError::NonPositive { parameter: Parameter::OfferedLoad, value: 0.0 })
         );
         // Overloaded with a practically infinite patience: the queue would
         // settle around 10¹⁶ customers.
-        assert!(matches!(
-            ErlangA::new(1, 2.0, 1.0, 1e16),
-            Err(AnalyticError::StateSpaceTooLarge { .. })
-        ));
+        assert!(matches!(ErlangA::new(1, 2.0, 1.0, 1e16), Err(AnalyticError::StateSpaceTooLarge { .. })));
     }
 
     // ---- Priorities -----------------------------------------------------
@@ -1104,11 +981,7 @@ mod tests {
     fn priority_with_one_class_is_erlang_c() {
         let waits = priority_mean_waits(12, &[0.05], 200.0).unwrap();
         assert_eq!(waits.len(), 1);
-        assert_rel(
-            waits[0],
-            ErlangC::new(12, 0.05, 200.0).unwrap().mean_wait(),
-            1e-13,
-        );
+        assert_rel(waits[0], ErlangC::new(12, 0.05, 200.0).unwrap().mean_wait(), 1e-13);
     }
 
     #[test]
@@ -1129,14 +1002,8 @@ mod tests {
 
     #[test]
     fn priority_rejects_invalid_input() {
-        assert_eq!(
-            priority_mean_waits(0, &[0.1], 10.0),
-            Err(AnalyticError::NoAgents)
-        );
-        assert_eq!(
-            priority_mean_waits(2, &[], 10.0),
-            Err(AnalyticError::NoClasses)
-        );
+        assert_eq!(priority_mean_waits(0, &[0.1], 10.0), Err(AnalyticError::NoAgents));
+        assert_eq!(priority_mean_waits(2, &[], 10.0), Err(AnalyticError::NoClasses));
         assert_eq!(
             priority_mean_waits(2, &[0.01, -0.02], 10.0),
             Err(AnalyticError::Negative {
@@ -1153,17 +1020,11 @@ mod tests {
         );
         assert_eq!(
             priority_mean_waits(2, &[0.0, 0.0], 10.0),
-            Err(AnalyticError::NonPositive {
-                parameter: Parameter::TotalArrivalRate,
-                value: 0.0,
-            })
+            Err(AnalyticError::NonPositive { parameter: Parameter::TotalArrivalRate, value: 0.0 })
         );
         assert_eq!(
             priority_mean_waits(2, &[0.1], 0.0),
-            Err(AnalyticError::NonPositive {
-                parameter: Parameter::MeanHandleTime,
-                value: 0.0,
-            })
+            Err(AnalyticError::NonPositive { parameter: Parameter::MeanHandleTime, value: 0.0 })
         );
         assert!(matches!(
             priority_mean_waits(2, &[0.1, 0.1], 10.0),
@@ -1179,9 +1040,6 @@ mod tests {
             "occupancy 1.25 is not below 1: without abandonment the queue has no steady state"
         );
         let err = priority_mean_waits(2, &[0.01, -0.5], 10.0).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "arrival rate of class 1 must not be negative, got -0.5"
-        );
+        assert_eq!(err.to_string(), "arrival rate of class 1 must not be negative, got -0.5");
     }
 }
