@@ -1236,7 +1236,7 @@ fn run(s: &Scenario, with_engine: bool) -> Result<Vec<Output>, String> {
 
 fn proptest_config() -> ProptestConfig {
     ProptestConfig {
-        cases: 256,
+        cases: 1024,
         failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
             "proptest-regressions/model.txt",
         ))),
@@ -1255,7 +1255,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..proptest_config() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..proptest_config() })]
 
     /// The same on a few long scenarios, which reach deeper states (long queues, handle-time
     /// estimates, repeated relaxation and overflow).

@@ -175,16 +175,23 @@ pub(crate) struct Contact {
     pub preferred_skills_active: bool,
     pub level_drop: u8,
     pub scope: Scope,
-    pub excluded: Vec<Target>,
+    /// It has refused or missed some agent: its exclusions are in [`Engine::exclusions`].
+    pub picky: bool,
     /// Counted among its queue's waiting contacts.
     pub waiting: bool,
     pub last_position: u32,
-    pub last_estimate: Option<Millis>,
+    /// The wait estimate it was last told; [`NO_ESTIMATE`] for none (kept as a plain
+    /// number, which saves 8 bytes per contact).
+    pub last_estimate: Millis,
 }
 
+/// [`Contact::last_estimate`] when the contact was told no estimate.
+pub(crate) const NO_ESTIMATE: Millis = Millis::MAX;
+
 impl Contact {
-    pub(crate) fn excludes(&self, target: Target) -> bool {
-        !self.excluded.is_empty() && self.excluded.contains(&target)
+    /// The wait estimate it was last told, if any.
+    pub(crate) fn told_estimate(&self) -> Option<Millis> {
+        (self.last_estimate != NO_ESTIMATE).then_some(self.last_estimate)
     }
 
     pub(crate) fn key(&self) -> (i64, u64) {
@@ -225,6 +232,9 @@ pub struct Engine {
     pub(crate) contact_index: FxHashMap<ContactId, u32>,
     /// Per contact slot, its place in its group's heap: dense, so heap moves touch no contact.
     pub(crate) heap_pos: HeapSlots,
+    /// The agents and pools each picky contact (by slot) has refused or missed; most contacts
+    /// have none, so they are kept aside rather than in every contact.
+    pub(crate) exclusions: FxHashMap<u32, Vec<Target>>,
     pub(crate) reservations: Slab<Reservation>,
     pub(crate) groups: Vec<Group>,
     /// Each group's best waiting contact, dense (see [`Head`]).
@@ -249,7 +259,7 @@ pub struct Engine {
 impl Engine {
     /// An empty engine at time 0.
     pub fn new(config: EngineConfig) -> Self {
-        let mut timers = Timers::with_capacity(config.expected_contacts * 2);
+        let mut timers = Timers::with_capacity(config.expected_contacts);
         if config.status_interval > 0 {
             timers.schedule(config.status_interval, TimerKind::StatusRefresh);
         }
@@ -266,7 +276,8 @@ impl Engine {
             contacts: Slab::with_capacity(contacts),
             contact_index: hash_map_with_capacity(contacts),
             heap_pos: HeapSlots(Vec::with_capacity(contacts)),
-            reservations: Slab::with_capacity(agents * 2),
+            exclusions: FxHashMap::default(),
+            reservations: Slab::with_capacity(agents),
             groups: Vec::new(),
             heads: Vec::new(),
             avail: Vec::with_capacity(agents),
@@ -955,10 +966,10 @@ impl Engine {
             preferred_skills_active,
             level_drop: 0,
             scope: Scope::InHouse,
-            excluded: Vec::new(),
+            picky: false,
             waiting: false,
             last_position: 0,
-            last_estimate: None,
+            last_estimate: NO_ESTIMATE,
         });
         self.contact_index.insert(spec.id, c);
         if self.heap_pos.0.len() <= c as usize {
@@ -1030,7 +1041,7 @@ impl Engine {
         let too_long = overflow.estimated_wait_above.is_some_and(|limit| {
             contact.state == ContactState::Queued
                 && contact.scope == Scope::InHouse
-                && contact.last_estimate.is_none_or(|estimate| estimate > limit)
+                && contact.told_estimate().is_none_or(|estimate| estimate > limit)
         });
         if too_long {
             self.overflow(c, crate::event::OverflowReason::EstimatedWait, out);
@@ -1082,9 +1093,23 @@ impl Engine {
         }
     }
 
+    /// Contact `c` is never offered to `target` again.
+    fn exclude(&mut self, c: u32, target: Target) {
+        self.contacts[c].picky = true;
+        self.exclusions.entry(c).or_default().push(target);
+    }
+
+    /// Whether contact `c` has refused or missed `target`.
+    pub(crate) fn excludes(&self, c: u32, target: Target) -> bool {
+        self.contacts[c].picky && self.exclusions.get(&c).is_some_and(|e| e.contains(&target))
+    }
+
     fn forget_contact(&mut self, c: u32) {
         let contact = self.contacts.remove(c);
         self.contact_index.remove(&contact.external);
+        if contact.picky {
+            self.exclusions.remove(&c);
+        }
     }
 
     // ----- reservations --------------------------------------------------------------------
@@ -1130,8 +1155,7 @@ impl Engine {
         }
         let (c, a) = (self.reservations[r].contact, self.reservations[r].agent);
         self.agents[a].missed = 0;
-        let excluded = self.agents[a].target;
-        self.contacts[c].excluded.push(excluded);
+        self.exclude(c, self.agents[a].target);
         let unblocked = self.release(r);
         self.requeue(c, RequeueReason::Rejected, out);
         self.after_release(a, unblocked, out);
@@ -1141,8 +1165,7 @@ impl Engine {
     fn offer_expired(&mut self, r: u32, out: &mut Vec<Output>) {
         let (c, a, channel) =
             (self.reservations[r].contact, self.reservations[r].agent, self.reservations[r].channel);
-        let excluded = self.agents[a].target;
-        self.contacts[c].excluded.push(excluded);
+        self.exclude(c, self.agents[a].target);
         let unblocked = self.release(r);
         self.requeue(c, RequeueReason::Expired, out);
         if let Target::Agent(_) = self.agents[a].target {

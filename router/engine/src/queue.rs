@@ -44,7 +44,6 @@ pub(crate) type ContactKey = (i64, u64);
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Node {
     pub agent: u32,
-    pub group: u32,
     pub prev: u32,
     pub next: u32,
     /// Position within the strategy's buckets while linked.
@@ -346,7 +345,6 @@ mod tests {
         let mut nodes: Vec<Node> = (0..4)
             .map(|a| Node {
                 agent: a,
-                group: 0,
                 prev: NIL,
                 next: NIL,
                 bucket: 0,

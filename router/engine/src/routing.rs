@@ -3,7 +3,7 @@
 //! allocates (once tables are warm) nor locks.
 
 use crate::config::Strategy;
-use crate::engine::{ContactState, Engine, Presence, Reservation, ReservationState};
+use crate::engine::{ContactState, Engine, NO_ESTIMATE, Presence, Reservation, ReservationState};
 use crate::event::Output;
 use crate::ids::{Channel, MAX_CONTACT_SKILLS, Millis, SkillLevel};
 use crate::queue::{self, Group, GroupKey, Head, Membership, Node, Scope, Waiting};
@@ -91,14 +91,16 @@ impl Engine {
         let mut placed = Vec::new();
         for &a in &candidates {
             if let Some(proficiency) = self.eligible(a, &key) {
-                let node = self.alloc_node(a, g, proficiency);
+                let node = self.alloc_node(a, proficiency);
                 let agent = &mut self.agents[a];
+                // Memberships are counted per agent: no growth slack.
+                agent.memberships.reserve_exact(1);
                 agent.memberships.push(Membership { group: g, node });
                 if agent.staffed {
                     self.groups[g as usize].staffed_slots += agent.slots(key.channel);
                 }
                 if self.in_lists(a, key.channel) {
-                    let (bucket, order) = self.place(a, node);
+                    let (bucket, order) = self.place(a, g, node);
                     placed.push((g, bucket, order, node));
                 }
             }
@@ -144,14 +146,19 @@ impl Engine {
         Some(proficiency.min(u32::from(TOP_BUCKET)) as u8)
     }
 
-    fn alloc_node(&mut self, agent: u32, group: u32, proficiency: u8) -> u32 {
-        let node = Node { agent, group, prev: NIL, next: NIL, bucket: 0, linked: false, key: 0, proficiency };
+    fn alloc_node(&mut self, agent: u32, proficiency: u8) -> u32 {
+        let node = Node { agent, prev: NIL, next: NIL, bucket: 0, linked: false, key: 0, proficiency };
         match self.free_nodes.pop() {
             Some(n) => {
                 self.nodes[n as usize] = node;
                 n
             }
             None => {
+                // Nodes are most of an agent's memory: grow the table by a quarter, not by
+                // doubling, so little of it stands empty.
+                if self.nodes.len() == self.nodes.capacity() {
+                    self.nodes.reserve_exact(self.nodes.len() / 4 + 64);
+                }
                 self.nodes.push(node);
                 (self.nodes.len() - 1) as u32
             }
@@ -164,10 +171,11 @@ impl Engine {
         for i in 0..self.tenants[tenant].groups.len() {
             let g = self.tenants[tenant].groups[i];
             if let Some(proficiency) = self.eligible(a, &self.groups[g as usize].key) {
-                let node = self.alloc_node(a, g, proficiency);
+                let node = self.alloc_node(a, proficiency);
                 self.agents[a].memberships.push(Membership { group: g, node });
             }
         }
+        self.agents[a].memberships.shrink_to_fit();
     }
 
     /// Frees a (detached) agent's nodes.
@@ -243,17 +251,17 @@ impl Engine {
             let g = group as usize;
             queue::unlink(&mut self.nodes, &mut self.groups[g], node);
             if open & (1 << self.groups[g].key.channel.index()) != 0 {
-                let (bucket, key) = self.place(a, node);
+                let (bucket, key) = self.place(a, group, node);
                 queue::link(&mut self.nodes, &mut self.groups[g], node, bucket, key);
             }
         }
     }
 
-    /// Where node `n` of agent `a` belongs in its group's lists: `(bucket, key)`.
-    fn place(&self, a: u32, n: u32) -> (u8, u64) {
+    /// Where node `n` of agent `a` belongs in the lists of group `g`: `(bucket, key)`.
+    fn place(&self, a: u32, g: u32, n: u32) -> (u8, u64) {
         let agent = &self.agents[a];
         let node = &self.nodes[n as usize];
-        match self.groups[node.group as usize].strategy {
+        match self.groups[g as usize].strategy {
             Strategy::LongestIdle => (0, agent.idle_key),
             Strategy::LeastOccupied => (agent.used.min(u16::from(TOP_BUCKET)) as u8, agent.idle_key),
             Strategy::BestProficiency => (TOP_BUCKET - node.proficiency, agent.idle_key),
@@ -280,7 +288,7 @@ impl Engine {
                 for m in &self.agents[a].memberships {
                     self.nodes[m.node as usize].linked = false;
                     if open & (1 << self.groups[m.group as usize].key.channel.index()) != 0 {
-                        let (bucket, key) = self.place(a, m.node);
+                        let (bucket, key) = self.place(a, m.group, m.node);
                         placed.push((m.group, bucket, key, m.node));
                     }
                 }
@@ -314,10 +322,7 @@ impl Engine {
                     queue::unlink(&mut self.nodes, &mut self.groups[g], n);
                 } else {
                     let agent = &self.agents[a];
-                    if !agent.dirty
-                        && self.pools[agent.pool].has_room()
-                        && !self.contacts[c].excludes(agent.target)
-                    {
+                    if !agent.dirty && self.pools[agent.pool].has_room() && !self.excludes(c, agent.target) {
                         return Some(a);
                     }
                 }
@@ -349,14 +354,14 @@ impl Engine {
             if room & (1 << head.channel.index()) == 0 || best.is_some_and(|b| b.key <= top.key) {
                 continue;
             }
-            let candidate = if !top.picky || !self.contacts[top.contact].excludes(agent.target) {
+            let candidate = if !top.picky || !self.excludes(top.contact, agent.target) {
                 Some(top)
             } else {
                 // Rare: the head has refused this agent before; take the best one that hasn't.
                 self.groups[m.group as usize]
                     .heap
                     .iter()
-                    .filter(|w| !w.picky || !self.contacts[w.contact].excludes(agent.target))
+                    .filter(|w| !w.picky || !self.excludes(w.contact, agent.target))
                     .min_by_key(|w| w.key)
                     .copied()
             };
@@ -376,7 +381,7 @@ impl Engine {
         }
         let contact = &self.contacts[c];
         let g = contact.group as usize;
-        let item = Waiting { key: contact.key(), contact: c, picky: !contact.excluded.is_empty() };
+        let item = Waiting { key: contact.key(), contact: c, picky: contact.picky };
         let strict = self.policy(contact.tenant).channel(contact.channel).aging_step.is_none();
         let group = &self.groups[g];
         let position = match arrival {
@@ -503,7 +508,7 @@ impl Engine {
     ) {
         let contact = &mut self.contacts[c];
         let material = position != contact.last_position
-            || match (contact.last_estimate, estimate) {
+            || match (contact.told_estimate(), estimate) {
                 (Some(old), Some(new)) => {
                     let moved = old.abs_diff(new);
                     moved * 10 > old && moved > MATERIAL_ESTIMATE_CHANGE
@@ -513,7 +518,7 @@ impl Engine {
             };
         if always || material {
             contact.last_position = position;
-            contact.last_estimate = estimate;
+            contact.last_estimate = estimate.unwrap_or(NO_ESTIMATE);
             out.push(Output::QueueStatus { contact: contact.external, position, estimated_wait: estimate });
         }
     }

@@ -2,10 +2,10 @@
 //!
 //! Plotters draws the lines; text is measured (both files) and rasterised (PNG) by
 //! [`Typeset`], which wraps a plotters backend and typesets with `ab_glyph` and a TrueType
-//! font loaded at run time: `$VUORO_CHART_FONT` if set, else DejaVu Sans from the usual places
-//! (Debian: package `fonts-dejavu-core`), else Liberation Sans. (Plotters' own font features
-//! are left off: they would be unified into every crate of the workspace that uses plotters,
-//! criterion's plots included.)
+//! font built into the binary (DejaVu Sans, from the `dejavu` crate), so charts look the same
+//! on every machine and need no system fonts. (Plotters' own font features are left off: they
+//! would be unified into every crate of the workspace that uses plotters, criterion's plots
+//! included, and need fontconfig.)
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -22,33 +22,11 @@ use crate::report::{NamedSeries, Report};
 /// Chart size in pixels.
 pub const SIZE: (u32, u32) = (1200, 1100);
 
-const FONT_PATHS: [&str; 6] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
-];
-
-/// The chart font, loaded once; the error says what to install.
+/// The chart font, parsed once.
 pub fn font() -> anyhow::Result<&'static FontRef<'static>> {
     static FONT: OnceLock<Result<FontRef<'static>, String>> = OnceLock::new();
     FONT.get_or_init(|| {
-        let candidates: Vec<PathBuf> = std::env::var_os("VUORO_CHART_FONT")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(FONT_PATHS.iter().map(PathBuf::from))
-            .collect();
-        let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
-            "charts need a TrueType font: install DejaVu Sans (Debian/Ubuntu: apt-get install fonts-dejavu-core) \
-             or point VUORO_CHART_FONT at a .ttf file"
-                .to_owned()
-        })?;
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read font {}: {e}", path.display()))?;
-        // Loaded once and kept for the life of the program.
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        FontRef::try_from_slice(bytes).map_err(|_| format!("{} is not a usable TrueType font", path.display()))
+        FontRef::try_from_slice(dejavu::sans::regular()).map_err(|e| format!("the built-in font: {e}"))
     })
     .as_ref()
     .map_err(|e| anyhow!("{e}"))
