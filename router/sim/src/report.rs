@@ -10,6 +10,8 @@
 //! * **abandonment**: abandoned ÷ (answered + abandoned);
 //! * **outsourced share**: answered by an outsourced pool ÷ answered;
 //! * **mean wait**: over answered and abandoned contacts (time in queue);
+//! * **estimate error**: over answered contacts that were given a wait estimate when they
+//!   started waiting, the mean of (first estimate − wait), and of its absolute value;
 //! * **occupancy**: capacity units in use ÷ units logged in (declared, for a provider), over
 //!   time, counting wrap-up as in use.
 
@@ -75,6 +77,14 @@ pub struct Figures {
     pub callbacks: Option<Estimate>,
     /// Still unanswered at the end of the drain period.
     pub unfinished: Option<Estimate>,
+    /// Answered contacts that were given a wait estimate when they started waiting (the
+    /// sample of the two estimate errors).
+    pub answered_with_estimate: Option<Estimate>,
+    /// Mean of (first estimate − actual wait) over those contacts, seconds: positive when
+    /// customers were told a longer wait than they had.
+    pub estimate_error_seconds: Option<Estimate>,
+    /// Mean of |first estimate − actual wait| over those contacts, seconds.
+    pub estimate_abs_error_seconds: Option<Estimate>,
 }
 
 /// One channel.
@@ -187,6 +197,13 @@ fn figures(results: &[RepResult], tally: impl Fn(&RepResult) -> &Tally) -> Figur
         mean_wait_seconds: e(&|t| ratio(t.wait_all_ms as f64 / 1000.0, (t.answered + t.abandoned) as f64)),
         callbacks: e(&|t| Some(t.callbacks as f64)),
         unfinished: e(&|t| Some(t.unfinished as f64)),
+        answered_with_estimate: e(&|t| Some(t.answered_with_estimate as f64)),
+        estimate_error_seconds: e(&|t| {
+            ratio(t.estimate_error_ms as f64 / 1000.0, t.answered_with_estimate as f64)
+        }),
+        estimate_abs_error_seconds: e(&|t| {
+            ratio(t.estimate_abs_error_ms as f64 / 1000.0, t.answered_with_estimate as f64)
+        }),
     }
 }
 
@@ -305,6 +322,8 @@ impl Report {
             "abandoned",
             "outsourced",
             "mean wait s",
+            "estimate error s",
+            "|estimate error| s",
         ]);
         for c in &self.channels {
             let f = &c.figures;
@@ -322,9 +341,11 @@ impl Report {
                 pct(f.abandonment),
                 pct(f.outsourced_share),
                 num(f.mean_wait_seconds, 1.0, 1),
+                num(f.estimate_error_seconds, 1.0, 1),
+                num(f.estimate_abs_error_seconds, 1.0, 1),
             ]);
         }
-        s += "Channels\n";
+        s += "Channels (estimate error: first wait estimate − actual wait, over answered contacts given one)\n";
         s += &t.render();
 
         let mut t = Table::new(&["channel", "priority", "arrivals", "mean wait s"]);

@@ -12,7 +12,8 @@
 //! instant and send [`Input::Complete`] after a sampled handle time. A customer whose patience
 //! runs out while waiting sends [`Input::Cancel`]. At the end of a shift an agent goes not
 //! ready, and logs out once it holds no work. Every figure is taken from the engine's outputs:
-//! `Accepted.waited`, `Abandoned.waited`, `Offered.pool`, `Overflowed`, `AgentStateChanged`.
+//! `Accepted.waited`, `Abandoned.waited`, `Offered.pool`, `Overflowed`, `AgentStateChanged`,
+//! and `QueueStatus.estimated_wait` (the wait a customer was promised).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -165,6 +166,13 @@ pub struct Tally {
     pub callbacks: u64,
     /// Still unanswered when the simulation stopped (end of the drain period).
     pub unfinished: u64,
+    /// Answered contacts that had been given a wait estimate when they started waiting.
+    pub answered_with_estimate: u64,
+    /// Sum over them of (first estimate − wait), ms: positive when customers were told a
+    /// longer wait than they had.
+    pub estimate_error_ms: i64,
+    /// Sum over them of |first estimate − wait|, ms.
+    pub estimate_abs_error_ms: u64,
 }
 
 /// Counts for one priority class.
@@ -258,7 +266,13 @@ struct ContactRec {
     pool: u16,
     weight: u16,
     served_at: Millis,
+    /// The first wait estimate the customer was given ([`Output::QueueStatus`]), or
+    /// [`NO_ESTIMATE`].
+    estimate: Millis,
 }
+
+/// [`ContactRec::estimate`] of a contact never given an estimate.
+const NO_ESTIMATE: Millis = Millis::MAX;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct AgentRec {
@@ -639,14 +653,7 @@ impl<'a> Replication<'a> {
             }
             Output::Accepted { contact, waited, .. } => self.answered(contact, waited),
             Output::Abandoned { contact, waited } => self.abandoned(contact, waited),
-            Output::QueueStatus { contact, .. } => {
-                // A callback reaching its promised time with nobody free starts waiting.
-                if let Some(slot) = self.slot(contact)
-                    && self.contacts[slot].state == State::Scheduled
-                {
-                    self.start_waiting(slot);
-                }
-            }
+            Output::QueueStatus { contact, estimated_wait, .. } => self.queue_status(contact, estimated_wait),
             Output::Overflowed { contact, .. } => {
                 if let Some(slot) = self.slot(contact) {
                     let rec = self.contacts[slot];
@@ -752,6 +759,7 @@ impl<'a> Replication<'a> {
                     pool: 0,
                     weight: 0,
                     served_at: 0,
+                    estimate: NO_ESTIMATE,
                 });
                 (self.contacts.len() - 1) as u32
             }
@@ -773,6 +781,7 @@ impl<'a> Replication<'a> {
             pool: 0,
             weight: 0,
             served_at: 0,
+            estimate: NO_ESTIMATE,
         };
         self.live += 1;
         self.result.contacts += 1;
@@ -837,6 +846,22 @@ impl<'a> Replication<'a> {
         }
     }
 
+    /// The engine told a waiting customer where they stand.
+    fn queue_status(&mut self, contact: ContactId, estimated_wait: Option<Millis>) {
+        let Some(slot) = self.slot(contact) else { return };
+        let rec = &mut self.contacts[slot];
+        // What the customer was promised is the first estimate they heard.
+        if let Some(estimate) = estimated_wait
+            && rec.estimate == NO_ESTIMATE
+        {
+            rec.estimate = estimate;
+        }
+        // A callback reaching its promised time with nobody free starts waiting.
+        if rec.state == State::Scheduled {
+            self.start_waiting(slot);
+        }
+    }
+
     fn offered(&mut self, reservation: ReservationId, contact: ContactId, target: Target, pool: PoolId) {
         self.pending.push_back(Immediate::Accept(reservation));
         let Some(slot) = self.slot(contact) else { return };
@@ -871,12 +896,18 @@ impl<'a> Replication<'a> {
         let c = rec.channel.index();
         let within = waited <= self.thresholds[c];
         let outsourced = self.pool_outsourced[usize::from(rec.pool)];
+        let estimate_error = (rec.estimate != NO_ESTIMATE).then(|| rec.estimate as i64 - waited as i64);
         for t in [&mut self.result.channels[c], &mut self.result.streams[usize::from(rec.stream)]] {
             t.answered += 1;
             t.answered_within += u64::from(within);
             t.wait_answered_ms += waited;
             t.wait_all_ms += waited;
             t.answered_outsourced += u64::from(outsourced);
+            if let Some(error) = estimate_error {
+                t.answered_with_estimate += 1;
+                t.estimate_error_ms += error;
+                t.estimate_abs_error_ms += error.unsigned_abs();
+            }
         }
         let class = &mut self.result.classes[usize::from(rec.class)];
         class.ended += 1;

@@ -270,3 +270,84 @@ fn the_command_runs_a_scenario_with_overrides_and_charts() {
     let err = run(missing).unwrap_err().to_string();
     assert!(err.contains("cannot read scenario"), "{err}");
 }
+
+/// One always-open desk answering a steady stream of calls; nobody hangs up.
+const DESK: &str = r#"
+name = "desk"
+[simulation]
+horizon_hours = 8
+replications = 4
+seed = 11
+[[pools]]
+name = "desk"
+[[agents]]
+name = "staff"
+pool = "desk"
+count = 5
+[[traffic]]
+name = "calls"
+channel = "voice"
+arrivals = { rate_per_hour = 55 }
+handle_time = { distribution = "exponential", mean_seconds = 300 }
+"#;
+
+#[test]
+fn wait_estimates_are_scored_against_the_waits_they_promised() {
+    // One agent, calls of exactly 300 s, 83 % busy: most callers wait. A caller with p − 1
+    // callers ahead is told p × 300 s and waits the residual R of the call in service plus
+    // (p − 1) × 300 s, so each estimate is 300 s − R too long: between 0 and 300 s, 150 s on
+    // average (arrivals land uniformly within the call in service).
+    let text = DESK
+        .replace("count = 5", "count = 1")
+        .replace("rate_per_hour = 55", "rate_per_hour = 10")
+        .replace("distribution = \"exponential\"", "distribution = \"constant\"");
+    let sim = simulate(&quick(scenario(&text), 24, 10), RunOptions { threads: 2, progress: false });
+    for r in &sim.results {
+        let t = &r.channels[0];
+        assert!(t.answered_with_estimate > 0, "{t:?}");
+        assert!(t.answered_with_estimate <= t.answered.min(t.waited), "{t:?}");
+        assert_eq!(t.estimate_abs_error_ms, t.estimate_error_ms as u64, "never too short: {t:?}");
+        assert!(t.estimate_abs_error_ms <= 300_000 * t.answered_with_estimate, "{t:?}");
+    }
+    let f = &sim.report.channels[0].figures;
+    let signed = f.estimate_error_seconds.expect("callers were given estimates");
+    let abs = f.estimate_abs_error_seconds.expect("callers were given estimates");
+    assert!(f.answered_with_estimate.unwrap().mean <= f.answered.unwrap().mean);
+    assert!(abs.mean >= signed.mean.abs(), "{signed:?} {abs:?}");
+    assert!((signed.mean - 150.0).abs() < 20.0, "{signed:?}");
+    // One stream: it has the channel's figures.
+    assert_eq!(
+        serde_json::to_value(&sim.report.traffic[0].figures).unwrap(),
+        serde_json::to_value(f).unwrap()
+    );
+    assert!(sim.report.to_text().contains("|estimate error| s"));
+}
+
+#[test]
+fn contacts_never_given_an_estimate_are_left_out_of_its_error() {
+    // Fifty agents for 4.6 Erlangs: every call is offered at once.
+    let ample = simulate(
+        &scenario(&DESK.replace("count = 5", "count = 50")),
+        RunOptions { threads: 2, progress: false },
+    );
+    let f = &ample.report.channels[0].figures;
+    assert_eq!(f.prob_wait.unwrap().mean, 0.0);
+    assert_eq!(f.answered_with_estimate.unwrap().mean, 0.0);
+    assert!(f.estimate_error_seconds.is_none() && f.estimate_abs_error_seconds.is_none(), "{f:?}");
+    // Calls before 08:00 wait for the shift: with nobody logged in the engine has no estimate
+    // to give, so they all wait and are all answered, without an estimate.
+    let mut night = vec!["0"; 24];
+    night[..6].fill("50");
+    let text = DESK
+        .replace("count = 5", "count = 5\nshifts = [\"08:00-16:00\"]")
+        .replace("rate_per_hour = 55", &format!("per_hour = [{}]", night.join(", ")));
+    let sim = simulate(&quick(scenario(&text), 24, 2), RunOptions { threads: 2, progress: false });
+    let f = &sim.report.channels[0].figures;
+    assert_eq!(f.prob_wait.unwrap().mean, 1.0);
+    assert!(f.answered.unwrap().mean > 200.0, "{f:?}");
+    assert_eq!(f.answered_with_estimate.unwrap().mean, 0.0);
+    assert!(f.estimate_error_seconds.is_none() && f.estimate_abs_error_seconds.is_none(), "{f:?}");
+    let text = sim.report.to_text();
+    let voice = text.lines().find(|l| l.starts_with("voice")).unwrap();
+    assert!(voice.split_whitespace().rev().take(2).all(|cell| cell == "–"), "{voice}");
+}
