@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the router: the gRPC API over Kafka (an embedded cluster unless brokers are given).
+    Serve(vuoro_service::serve::ServeArgs),
     /// What-if staffing: run a scenario through the real engine in virtual time.
     Simulate(vuoro_sim::cli::SimulateArgs),
 }
@@ -22,6 +24,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => vuoro_service::serve::run(args),
         Command::Simulate(args) => vuoro_sim::cli::run(args),
     };
     match result {

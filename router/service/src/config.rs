@@ -1,0 +1,815 @@
+//! The service's configuration: one TOML file plus `VUORO_*` environment overrides, checked as a
+//! whole so that every problem is reported at once, and the names of the topics Vuoro uses.
+//!
+//! Precedence, lowest first: built-in defaults, the file, the environment. Each scalar key has an
+//! environment variable (`VUORO_` + the key path upper-cased with `.` → `_`, e.g.
+//! `VUORO_KAFKA_PARTITIONS`), and any librdkafka setting can be given as
+//! `VUORO_KAFKA_PROPERTY_<NAME>`, `NAME` being the setting upper-cased with `.` → `_`
+//! (`VUORO_KAFKA_PROPERTY_SECURITY_PROTOCOL` sets `security.protocol`). Secrets such as
+//! `sasl.password` belong in the environment, not in the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Prefix of every environment variable Vuoro reads; any other variable with it is an error
+/// (a misspelt override would otherwise be ignored without a word).
+pub const ENV_PREFIX: &str = "VUORO_";
+
+/// Prefix of the environment variables that set a librdkafka property.
+pub const PROPERTY_ENV_PREFIX: &str = "VUORO_KAFKA_PROPERTY_";
+
+/// Longest topic prefix: with the longest suffix (`dead-letters`) every name stays well under
+/// Kafka's limit of 249 characters.
+pub const MAX_TOPIC_PREFIX_LEN: usize = 200;
+
+/// Most partitions Vuoro creates per topic.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// The service's configuration: where it listens, which Kafka it uses, how it logs and paces
+/// itself. Every field has a default, so an empty file (or none) is a valid configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the gRPC API. Default `127.0.0.1:50051`. `VUORO_GRPC_ADDR`.
+    pub grpc_addr: SocketAddr,
+    /// Address of the admin HTTP port: `/metrics`, `/healthz`, `/readyz`. Default
+    /// `127.0.0.1:9464`. `VUORO_ADMIN_ADDR`.
+    pub admin_addr: SocketAddr,
+    /// The Kafka cluster and its topics.
+    pub kafka: KafkaConfig,
+    /// Log one JSON object per line instead of human-readable text. Default `false`.
+    /// `VUORO_LOG_JSON` (`true`/`false`/`1`/`0`).
+    pub log_json: bool,
+    /// How often queued contacts get a status update (position, estimated wait), in
+    /// milliseconds. Default 5000. `VUORO_STATUS_INTERVAL_MS`.
+    pub status_interval_ms: u64,
+    /// A routing domain's state is snapshotted after this many decision-log records, bounding
+    /// the replay after a restart or a change of owner. Default 10000.
+    /// `VUORO_SNAPSHOT_INTERVAL_RECORDS`.
+    pub snapshot_interval_records: u64,
+    /// On shutdown, how long in-flight work may take to finish before the process exits, in
+    /// milliseconds. Default 10000. `VUORO_SHUTDOWN_GRACE_MS`.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grpc_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50051),
+            admin_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464),
+            kafka: KafkaConfig::default(),
+            log_json: false,
+            status_interval_ms: 5000,
+            snapshot_interval_records: 10_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// The Kafka cluster Vuoro uses and the topics it creates there.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`. Unset: Vuoro runs an embedded in-process
+    /// cluster, which keeps nothing across restarts. `VUORO_KAFKA_BROKERS`.
+    pub brokers: Option<String>,
+    /// Prepended to every topic name, so several deployments can share a cluster. Default
+    /// `vuoro.`. `VUORO_KAFKA_TOPIC_PREFIX`.
+    pub topic_prefix: String,
+    /// Partitions of the topics Vuoro creates; routing domains are spread over them, so this
+    /// bounds how many replicas share the work. Default 8. `VUORO_KAFKA_PARTITIONS`.
+    pub partitions: i32,
+    /// Replication factor of the topics Vuoro creates. Default 1.
+    /// `VUORO_KAFKA_REPLICATION_FACTOR`.
+    pub replication_factor: i32,
+    /// Any librdkafka setting, passed through to every client (TLS, SASL, timeouts...). In the
+    /// file, `"security.protocol" = "SSL"` and `security.protocol = "SSL"` both work; numbers
+    /// and booleans are accepted and passed on as text. `VUORO_KAFKA_PROPERTY_<NAME>`.
+    #[serde(deserialize_with = "properties::deserialize")]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: None,
+            topic_prefix: "vuoro.".to_owned(),
+            partitions: 8,
+            replication_factor: 1,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Shows the settings with the values of secret-looking properties (passwords, keys, tokens)
+/// hidden, so a configuration can be logged.
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(key, value)| (key.as_str(), if is_secret(key) { "<redacted>" } else { value.as_str() }))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("properties", &properties)
+            .finish()
+    }
+}
+
+fn is_secret(property: &str) -> bool {
+    ["password", "secret", "pem", "oauthbearer.config", "token"].iter().any(|s| property.contains(s))
+}
+
+impl KafkaConfig {
+    /// The full name of a topic: the prefix and the topic's suffix.
+    pub fn topic(&self, kind: Topic) -> String {
+        format!("{}{}", self.topic_prefix, kind.suffix())
+    }
+}
+
+/// The topics Vuoro uses. Each is keyed by routing domain, so records of one domain stay in
+/// order on one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// New contacts and their cancellations, from the gRPC API and the channel adapters.
+    Contacts,
+    /// Agent and pool events: log-ins, presence, capacity, accepts, rejects, completions.
+    AgentEvents,
+    /// Every engine decision, with the input that caused it: one ordered log per routing domain,
+    /// the source of truth that replicas replay.
+    Decisions,
+    /// Snapshots of each routing domain's state, so recovery replays only the log after them;
+    /// compacted, keeping the latest per domain.
+    Snapshots,
+    /// Replies and status messages for the channels (queue position, estimated wait), for the
+    /// adapters to deliver.
+    Outbound,
+    /// Whatever could not be processed, with the reason, so nothing is dropped silently.
+    DeadLetters,
+}
+
+impl Topic {
+    /// Every topic, in the order above.
+    pub const ALL: [Topic; 6] = [
+        Topic::Contacts,
+        Topic::AgentEvents,
+        Topic::Decisions,
+        Topic::Snapshots,
+        Topic::Outbound,
+        Topic::DeadLetters,
+    ];
+
+    /// The name after the prefix, e.g. `agent-events`; also the topic's label in metrics.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Topic::Contacts => "contacts",
+            Topic::AgentEvents => "agent-events",
+            Topic::Decisions => "decisions",
+            Topic::Snapshots => "snapshots",
+            Topic::Outbound => "outbound",
+            Topic::DeadLetters => "dead-letters",
+        }
+    }
+}
+
+/// Every problem found in a configuration, one per entry, each naming the key (or environment
+/// variable) at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            f.write_str(problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads the file at `path` (none: the defaults), applies the `VUORO_*` variables of `env`
+    /// and validates the result. Every problem of the file, the environment and validation is
+    /// reported together. Variables without the `VUORO_` prefix are ignored.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut config = match path {
+            None => Config::default(),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => from_toml(&text, &path.display().to_string(), &mut errors),
+                Err(error) => {
+                    errors.push(format!("config file {}: cannot be read: {error}", path.display()));
+                    Config::default()
+                }
+            },
+        };
+        for (name, value) in env {
+            if name.starts_with(ENV_PREFIX)
+                && let Err(problem) = config.apply_env(&name, &value)
+            {
+                errors.push(problem);
+            }
+        }
+        if let Err(ConfigErrors(invalid)) = config.validate() {
+            errors.extend(invalid);
+        }
+        if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
+    }
+
+    /// Checks the values together; reports every problem, not just the first.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        for (key, value) in [
+            ("status_interval_ms", self.status_interval_ms),
+            ("snapshot_interval_records", self.snapshot_interval_records),
+            ("shutdown_grace_ms", self.shutdown_grace_ms),
+        ] {
+            if value == 0 {
+                errors.push(format!("{key} = 0: must be greater than 0"));
+            }
+        }
+        if self.grpc_addr == self.admin_addr && self.grpc_addr.port() != 0 {
+            errors.push(format!(
+                "admin_addr = {}: the same address as grpc_addr; the admin port needs its own",
+                self.admin_addr
+            ));
+        }
+        self.kafka.validate(&mut errors);
+        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+    }
+
+    /// The full name of a topic (see [`KafkaConfig::topic`]).
+    pub fn topic(&self, kind: Topic) -> String {
+        self.kafka.topic(kind)
+    }
+
+    /// Applies one `VUORO_*` variable; the error names the variable and the key it sets.
+    fn apply_env(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let problem = |key: &str, what: &str| format!("{key}: {name}={value:?}: {what}");
+        if let Some(property) = name.strip_prefix(PROPERTY_ENV_PREFIX) {
+            if property.is_empty() {
+                return Err(format!(
+                    "{name}: names no librdkafka property (e.g. {PROPERTY_ENV_PREFIX}CLIENT_ID)"
+                ));
+            }
+            // Values are not echoed: they may be secrets.
+            self.kafka.properties.insert(property_name(property), value.to_owned());
+            return Ok(());
+        }
+        match name {
+            "VUORO_GRPC_ADDR" => self.grpc_addr = parse_addr(value).map_err(|e| problem("grpc_addr", &e))?,
+            "VUORO_ADMIN_ADDR" => {
+                self.admin_addr = parse_addr(value).map_err(|e| problem("admin_addr", &e))?
+            }
+            "VUORO_LOG_JSON" => self.log_json = parse_bool(value).map_err(|e| problem("log_json", &e))?,
+            "VUORO_STATUS_INTERVAL_MS" => {
+                self.status_interval_ms =
+                    parse_number(value).map_err(|e| problem("status_interval_ms", &e))?;
+            }
+            "VUORO_SNAPSHOT_INTERVAL_RECORDS" => {
+                self.snapshot_interval_records =
+                    parse_number(value).map_err(|e| problem("snapshot_interval_records", &e))?;
+            }
+            "VUORO_SHUTDOWN_GRACE_MS" => {
+                self.shutdown_grace_ms = parse_number(value).map_err(|e| problem("shutdown_grace_ms", &e))?;
+            }
+            "VUORO_KAFKA_BROKERS" => self.kafka.brokers = Some(value.to_owned()),
+            "VUORO_KAFKA_TOPIC_PREFIX" => self.kafka.topic_prefix = value.to_owned(),
+            "VUORO_KAFKA_PARTITIONS" => {
+                self.kafka.partitions = parse_number(value).map_err(|e| problem("kafka.partitions", &e))?;
+            }
+            "VUORO_KAFKA_REPLICATION_FACTOR" => {
+                self.kafka.replication_factor =
+                    parse_number(value).map_err(|e| problem("kafka.replication_factor", &e))?;
+            }
+            _ => {
+                return Err(format!(
+                    "{name}: unknown environment variable; Vuoro reads {} and {PROPERTY_ENV_PREFIX}<NAME>",
+                    ENV_VARS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The environment variables that override a key (besides `VUORO_KAFKA_PROPERTY_<NAME>`).
+pub const ENV_VARS: [&str; 10] = [
+    "VUORO_GRPC_ADDR",
+    "VUORO_ADMIN_ADDR",
+    "VUORO_LOG_JSON",
+    "VUORO_STATUS_INTERVAL_MS",
+    "VUORO_SNAPSHOT_INTERVAL_RECORDS",
+    "VUORO_SHUTDOWN_GRACE_MS",
+    "VUORO_KAFKA_BROKERS",
+    "VUORO_KAFKA_TOPIC_PREFIX",
+    "VUORO_KAFKA_PARTITIONS",
+    "VUORO_KAFKA_REPLICATION_FACTOR",
+];
+
+/// Librdkafka settings Vuoro's correctness rests on: a property may restate the value Vuoro uses
+/// but not weaken it. Each entry: the key, the values allowed, and why.
+const GUARDED_PROPERTIES: [(&str, &[&str], &str); 4] = [
+    (
+        "enable.idempotence",
+        &["true"],
+        "producers must be idempotent, or a retried send can duplicate or reorder records of a \
+         routing domain's decision log",
+    ),
+    (
+        "acks",
+        &["all", "-1"],
+        "a record must be on every in-sync replica before Vuoro acts on it, or a broker failure \
+         loses decisions already delivered",
+    ),
+    (
+        "enable.auto.commit",
+        &["false"],
+        "offsets are committed only after the work they stand for is durable; auto-commit would \
+         skip inputs after a crash",
+    ),
+    ("bootstrap.servers", &[], "set kafka.brokers (VUORO_KAFKA_BROKERS) instead"),
+];
+
+impl KafkaConfig {
+    fn validate(&self, errors: &mut Vec<String>) {
+        let prefix = &self.topic_prefix;
+        if let Some(bad) =
+            prefix.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            errors.push(format!(
+                "kafka.topic_prefix = {prefix:?}: {bad:?} is not allowed; Kafka topic names take only \
+                 A-Z, a-z, 0-9, '.', '_' and '-'"
+            ));
+        }
+        if prefix.chars().count() > MAX_TOPIC_PREFIX_LEN {
+            errors.push(format!(
+                "kafka.topic_prefix: {} characters, at most {MAX_TOPIC_PREFIX_LEN} (Kafka topic names end at 249)",
+                prefix.chars().count()
+            ));
+        }
+        if !(1..=MAX_PARTITIONS).contains(&self.partitions) {
+            errors.push(format!(
+                "kafka.partitions = {}: must be between 1 and {MAX_PARTITIONS}",
+                self.partitions
+            ));
+        }
+        if self.replication_factor < 1 {
+            errors
+                .push(format!("kafka.replication_factor = {}: must be at least 1", self.replication_factor));
+        }
+        if let Some(brokers) = &self.brokers {
+            if brokers.trim().is_empty() {
+                errors.push(
+                    "kafka.brokers = \"\": empty; leave it unset to run the embedded cluster".to_owned(),
+                );
+            } else {
+                for broker in brokers.split(',').map(str::trim) {
+                    if let Err(why) = check_broker(broker) {
+                        errors.push(format!("kafka.brokers = {brokers:?}: {broker:?} {why}"));
+                    }
+                }
+            }
+        }
+        for (key, allowed, why) in GUARDED_PROPERTIES {
+            if let Some(value) = self.properties.get(key)
+                && !allowed.iter().any(|a| a.eq_ignore_ascii_case(value.trim()))
+            {
+                let shown = if allowed.is_empty() { String::new() } else { format!(" = {value:?}") };
+                errors.push(format!("kafka.properties.{key}{shown}: may not be overridden: {why}"));
+            }
+        }
+        for key in self.properties.keys() {
+            if key.is_empty() || key.chars().any(char::is_whitespace) {
+                errors.push(format!("kafka.properties: {key:?} is not a librdkafka property name"));
+            }
+        }
+    }
+}
+
+/// `host:port` with a non-empty host (a name, an IPv4 address or a bracketed IPv6 address) and a
+/// port from 1 to 65535.
+fn check_broker(broker: &str) -> Result<(), &'static str> {
+    let Some((host, port)) = broker.rsplit_once(':') else {
+        return Err("is not host:port");
+    };
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err("has no host");
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("is not host:port (write IPv6 addresses in brackets: [::1]:9092)");
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err("has no valid port (1-65535)"),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// `SECURITY_PROTOCOL` → `security.protocol`.
+fn property_name(env_suffix: &str) -> String {
+    env_suffix.to_ascii_lowercase().replace('_', ".")
+}
+
+fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "not an IP address with a port, e.g. 127.0.0.1:50051 or [::]:50051".to_owned())
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err("expected true, false, 1 or 0".to_owned()),
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String>
+where
+    T::Err: fmt::Display,
+{
+    value.trim().parse().map_err(|e| format!("not a valid number: {e}"))
+}
+
+/// Parses the file, checking each key on its own so that every bad key is reported, and builds
+/// the configuration from the keys that were good (so validation still sees them).
+fn from_toml(text: &str, file: &str, errors: &mut Vec<String>) -> Config {
+    let table: toml::Table = match toml::from_str(text) {
+        Ok(table) => table,
+        Err(error) => {
+            let position = error.span().map(|span| line_column(text, span.start)).unwrap_or_default();
+            errors.push(format!("config file {file}: not valid TOML{position}: {}", error.message()));
+            return Config::default();
+        }
+    };
+    let mut good = toml::Table::new();
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(kafka) if key == "kafka" => {
+                let mut good_kafka = toml::Table::new();
+                for (kafka_key, kafka_value) in kafka {
+                    let single = toml::Table::from_iter([(kafka_key.clone(), kafka_value.clone())]);
+                    let single = toml::Table::from_iter([(key.clone(), toml::Value::Table(single))]);
+                    match single.try_into::<Config>() {
+                        Ok(_) => {
+                            good_kafka.insert(kafka_key, kafka_value);
+                        }
+                        Err(error) => errors.push(file_problem(&format!("kafka.{kafka_key}"), &error, file)),
+                    }
+                }
+                good.insert(key, toml::Value::Table(good_kafka));
+            }
+            value => {
+                let single = toml::Table::from_iter([(key.clone(), value.clone())]);
+                match single.try_into::<Config>() {
+                    Ok(_) => {
+                        good.insert(key, value);
+                    }
+                    Err(error) => errors.push(file_problem(&key, &error, file)),
+                }
+            }
+        }
+    }
+    good.try_into().unwrap_or_else(|error: toml::de::Error| {
+        // Unreachable in practice: every key passed on its own.
+        errors.push(format!("config file {file}: {}", error.message()));
+        Config::default()
+    })
+}
+
+fn file_problem(key: &str, error: &toml::de::Error, file: &str) -> String {
+    let message = error.message();
+    let message = match message.strip_prefix("unknown field ").and_then(|rest| rest.split_once(", ")) {
+        Some((_, expected)) => format!("unknown key ({expected})"),
+        None => message.to_owned(),
+    };
+    format!("{key}: {message} (config file {file})")
+}
+
+/// ` at line L, column C` for a byte offset of `text`.
+fn line_column(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(" at line {line}, column {column}")
+}
+
+/// Deserializes `kafka.properties`: dotted keys written as nested tables are flattened, and
+/// numbers and booleans become text, since librdkafka takes every setting as a string.
+mod properties {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::Deserialize as _;
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+    /// One value in the properties table: a setting or a further level of a dotted key.
+    enum Node {
+        Value(String),
+        Table(Vec<(String, Node)>),
+    }
+
+    impl<'de> de::Deserialize<'de> for Node {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
+            deserializer.deserialize_any(NodeVisitor)
+        }
+    }
+
+    struct NodeVisitor;
+
+    impl<'de> Visitor<'de> for NodeVisitor {
+        type Value = Node;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a librdkafka setting: a string, number or boolean")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+            Ok(Node::Value(v.to_owned()))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+            Ok(Node::Value(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+            Ok(Node::Value(v.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+            Ok(Node::Value(v.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+            Ok(Node::Value(v.to_string()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = map.next_entry::<String, Node>()? {
+                entries.push(entry);
+            }
+            Ok(Node::Table(entries))
+        }
+    }
+
+    /// The flattened map.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
+        let Node::Table(entries) = Node::deserialize(deserializer)? else {
+            return Err(de::Error::custom("expected a table of librdkafka settings"));
+        };
+        let mut out = BTreeMap::new();
+        flatten(String::new(), entries, &mut out);
+        Ok(out)
+    }
+
+    fn flatten(prefix: String, entries: Vec<(String, Node)>, out: &mut BTreeMap<String, String>) {
+        for (key, node) in entries {
+            let key = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+            match node {
+                Node::Value(value) => {
+                    out.insert(key, value);
+                }
+                Node::Table(entries) => flatten(key, entries, out),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// Loads `text` as if from a file, with `vars` as the environment.
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let path = std::env::temp_dir().join(format!(
+            "vuoro-config-test-{}-{:?}.toml",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let result = Config::load(Some(&path), env(vars));
+        std::fs::remove_file(&path).unwrap();
+        result
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.grpc_addr, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(config.admin_addr, "127.0.0.1:9464".parse().unwrap());
+        assert!(!config.log_json);
+        assert_eq!(config.status_interval_ms, 5000);
+        assert_eq!(config.snapshot_interval_records, 10_000);
+        assert_eq!(config.shutdown_grace_ms, 10_000);
+        assert_eq!(config.kafka.brokers, None);
+        assert_eq!(config.kafka.topic_prefix, "vuoro.");
+        assert_eq!(config.kafka.partitions, 8);
+        assert_eq!(config.kafka.replication_factor, 1);
+        assert!(config.kafka.properties.is_empty());
+        // An empty file is the defaults too; variables without the prefix are ignored.
+        assert_eq!(load_text("", &[("PATH", "/bin"), ("VUOROX", "1")]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let text = r#"
+            grpc_addr = "0.0.0.0:6000"
+            status_interval_ms = 250
+            log_json = true
+
+            [kafka]
+            brokers = "k1:9092,k2:9092"
+            topic_prefix = "from-file."
+            partitions = 16
+
+            [kafka.properties]
+            "client.id" = "file"
+            socket.timeout.ms = 30000
+        "#;
+        let config = load_text(
+            text,
+            &[
+                ("VUORO_GRPC_ADDR", "10.0.0.1:7000"),
+                ("VUORO_KAFKA_PARTITIONS", "32"),
+                ("VUORO_LOG_JSON", "false"),
+                ("VUORO_KAFKA_PROPERTY_CLIENT_ID", "env"),
+            ],
+        )
+        .unwrap();
+        // The environment wins over the file ...
+        assert_eq!(config.grpc_addr, "10.0.0.1:7000".parse().unwrap());
+        assert_eq!(config.kafka.partitions, 32);
+        assert!(!config.log_json);
+        assert_eq!(config.kafka.properties["client.id"], "env");
+        // ... the file over the defaults ...
+        assert_eq!(config.status_interval_ms, 250);
+        assert_eq!(config.kafka.brokers.as_deref(), Some("k1:9092,k2:9092"));
+        assert_eq!(config.kafka.topic_prefix, "from-file.");
+        assert_eq!(config.kafka.properties["socket.timeout.ms"], "30000");
+        // ... and what neither sets keeps its default.
+        assert_eq!(config.admin_addr, Config::default().admin_addr);
+        assert_eq!(config.kafka.replication_factor, 1);
+        assert_eq!(config.topic(Topic::Decisions), "from-file.decisions");
+    }
+
+    #[test]
+    fn every_problem_reported_together() {
+        let text = r#"
+            grpc_addr = "not an address"
+            status_interval_ms = 0
+            [kafka]
+            partitions = "many"
+            topic_prefix = "bad prefix!"
+            brokers = "k1:9092,nohost,k3:0"
+            properties = { acks = "1", "enable.idempotence" = false }
+        "#;
+        let errors =
+            load_text(text, &[("VUORO_ADMIN_ADDR", "nowhere"), ("VUORO_KAFKA_REPLICATION_FACTOR", "0")])
+                .unwrap_err();
+        let all = errors.to_string();
+        assert_eq!(all.lines().count(), errors.0.len(), "one problem per line:\n{all}");
+        for key in [
+            "grpc_addr:",
+            "kafka.partitions:",
+            "admin_addr: VUORO_ADMIN_ADDR=\"nowhere\"",
+            "status_interval_ms = 0",
+            "kafka.topic_prefix = \"bad prefix!\"",
+            "\"nohost\" is not host:port",
+            "\"k3:0\" has no valid port",
+            "kafka.replication_factor = 0",
+            "kafka.properties.acks = \"1\": may not be overridden: a record must be on every in-sync replica",
+            "kafka.properties.enable.idempotence = \"false\": may not be overridden: producers must be idempotent",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        assert_eq!(errors.0.len(), 10, "{all}");
+        // The file's bad keys name the file.
+        assert!(errors.0[0].contains("(config file "), "{all}");
+    }
+
+    #[test]
+    fn validate_reports_each_problem() {
+        let mut config = Config::default();
+        assert_eq!(config.validate(), Ok(()));
+        config.admin_addr = config.grpc_addr;
+        config.shutdown_grace_ms = 0;
+        config.kafka.brokers = Some(" ".into());
+        config.kafka.partitions = 10_001;
+        config.kafka.topic_prefix = "p".repeat(201);
+        config.kafka.properties.insert("bootstrap.servers".into(), "elsewhere:9092".into());
+        config.kafka.properties.insert("acks".into(), "all".into());
+        let errors = config.validate().unwrap_err();
+        assert_eq!(errors.0.len(), 6, "{errors}");
+        let all = errors.to_string();
+        for key in [
+            "admin_addr = 127.0.0.1:50051: the same address as grpc_addr",
+            "shutdown_grace_ms = 0",
+            "kafka.brokers = \"\": empty",
+            "kafka.partitions = 10001: must be between 1 and 10000",
+            "kafka.topic_prefix: 201 characters",
+            "kafka.properties.bootstrap.servers: may not be overridden: set kafka.brokers",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        // Strong values restated, IPv6 and several brokers are fine.
+        let mut config = Config::default();
+        config.kafka.brokers = Some("[::1]:9092, kafka-0.kafka:9093".into());
+        config.kafka.properties.insert("acks".into(), "-1".into());
+        config.kafka.properties.insert("enable.idempotence".into(), "TRUE".into());
+        config.kafka.topic_prefix = "Prod_eu-1.".into();
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let errors = load_text("grpc_adr = \"127.0.0.1:1\"\n[kafka]\nbrokerz = \"k:1\"\n", &[]).unwrap_err();
+        assert_eq!(errors.0.len(), 2, "{errors}");
+        assert!(errors.0[0].starts_with("grpc_adr: unknown key (expected one of "), "{errors}");
+        assert!(errors.0[0].contains("`grpc_addr`"), "{errors}");
+        assert!(errors.0[1].starts_with("kafka.brokerz: unknown key"), "{errors}");
+
+        let errors = Config::load(None, env(&[("VUORO_GRPC_ADRR", "127.0.0.1:1")])).unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert!(errors.0[0].starts_with("VUORO_GRPC_ADRR: unknown environment variable"), "{errors}");
+    }
+
+    #[test]
+    fn syntax_errors_and_missing_files() {
+        let errors = load_text("grpc_addr = \n", &[("VUORO_KAFKA_PARTITIONS", "0")]).unwrap_err();
+        assert_eq!(errors.0.len(), 2, "{errors}");
+        assert!(errors.0[0].contains("not valid TOML at line 1"), "{errors}");
+        assert!(errors.0[1].starts_with("kafka.partitions = 0"), "{errors}");
+
+        let missing = std::env::temp_dir().join("vuoro-config-test-does-not-exist.toml");
+        let errors = Config::load(Some(&missing), Vec::new()).unwrap_err();
+        assert!(errors.0[0].contains("cannot be read"), "{errors}");
+    }
+
+    #[test]
+    fn property_environment_mapping() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("VUORO_KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL"),
+                ("VUORO_KAFKA_PROPERTY_SASL_PASSWORD", "hunter2"),
+                ("VUORO_KAFKA_PROPERTY_LINGER_MS", "5"),
+                ("VUORO_KAFKA_BROKERS", "kafka:9092"),
+            ]),
+        )
+        .unwrap();
+        let properties: Vec<(&str, &str)> =
+            config.kafka.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            properties,
+            [("linger.ms", "5"), ("sasl.password", "hunter2"), ("security.protocol", "SASL_SSL")]
+        );
+        // Secrets stay out of logs.
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>") && shown.contains("SASL_SSL"),
+            "{shown}"
+        );
+
+        let errors =
+            Config::load(None, env(&[("VUORO_KAFKA_PROPERTY_", "x"), ("VUORO_KAFKA_PROPERTY_ACKS", "0")]))
+                .unwrap_err();
+        assert_eq!(errors.0.len(), 2, "{errors}");
+        assert!(errors.0[0].starts_with("VUORO_KAFKA_PROPERTY_: names no librdkafka property"), "{errors}");
+        assert!(errors.0[1].starts_with("kafka.properties.acks = \"0\""), "{errors}");
+    }
+
+    #[test]
+    fn topic_names() {
+        let config = Config::default();
+        let names: Vec<String> = Topic::ALL.iter().map(|&t| config.topic(t)).collect();
+        assert_eq!(
+            names,
+            [
+                "vuoro.contacts",
+                "vuoro.agent-events",
+                "vuoro.decisions",
+                "vuoro.snapshots",
+                "vuoro.outbound",
+                "vuoro.dead-letters"
+            ]
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Kafka, the backbone: the embedded in-process cluster, client settings, topics, producers and
+//! the tenant → partition rule every replica and adapter shares.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::{KafkaConfig, Topic};
+
+/// Version of the record schema, sent in the `vuoro-schema` header of every record.
+pub const SCHEMA_VERSION: &str = "1";
+/// Header carrying the schema version.
+pub const SCHEMA_HEADER: &str = "vuoro-schema";
+/// Header carrying the correlation id (the gRPC request's, or the input's for decisions).
+pub const CORRELATION_HEADER: &str = "vuoro-correlation";
+
+/// The cluster Vuoro talks to: brokers it was given, or one it runs itself.
+pub struct Cluster {
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Librdkafka settings passed through from the configuration.
+    pub properties: BTreeMap<String, String>,
+    /// Topic name prefix.
+    pub prefix: String,
+    /// Partitions of every Vuoro topic: routing domains are spread over them.
+    pub partitions: i32,
+    /// The in-process cluster, when no brokers were configured; dropped last.
+    embedded: Option<EmbeddedCluster>,
+}
+
+impl Cluster {
+    /// Connects to the configured brokers and creates the topics that are missing, or, with no
+    /// brokers configured, starts the embedded cluster with every topic.
+    pub async fn start(config: &KafkaConfig) -> anyhow::Result<Cluster> {
+        let names: Vec<String> = Topic::ALL.iter().map(|&t| config.topic(t)).collect();
+        let (bootstrap, embedded) = match &config.brokers {
+            Some(brokers) => (brokers.clone(), None),
+            None => {
+                let embedded = EmbeddedCluster::start(&names, config.partitions)?;
+                (embedded.bootstrap.clone(), Some(embedded))
+            }
+        };
+        let cluster = Cluster {
+            bootstrap,
+            properties: config.properties.clone(),
+            prefix: config.topic_prefix.clone(),
+            partitions: config.partitions,
+            embedded,
+        };
+        if cluster.embedded.is_none() {
+            cluster.create_topics(&names, config.replication_factor).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Whether this is the in-process cluster.
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// The full name of a topic.
+    pub fn topic(&self, topic: Topic) -> String {
+        format!("{}{}", self.prefix, topic.suffix())
+    }
+
+    /// Client settings: the bootstrap servers, then the configured pass-through properties.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// An idempotent producer with `acks=all`: a record it reports delivered is on every
+    /// in-sync replica, and a retry never duplicates it.
+    pub fn producer(&self) -> anyhow::Result<FutureProducer> {
+        self.client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", "10000")
+            .create()
+            .context("creating the Kafka producer")
+    }
+
+    /// The partition of a routing domain: the same on every replica and adapter.
+    pub fn partition_for(&self, tenant: &str) -> i32 {
+        partition_for(tenant, self.partitions)
+    }
+
+    async fn create_topics(&self, names: &[String], replication: i32) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().context("creating the Kafka admin client")?;
+        let snapshots = format!("{}{}", self.prefix, Topic::Snapshots.suffix());
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| {
+                let topic = NewTopic::new(name, self.partitions, TopicReplication::Fixed(replication));
+                if *name == snapshots { topic.set("cleanup.policy", "compact") } else { topic }
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for result in admin.create_topics(&topics, &options).await.context("creating topics")? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(anyhow!("creating topic {name}: {code}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The partition of a routing domain among `partitions`: FNV-1a of the tenant name. Every
+/// producer of inputs uses it, so one partition — and so one owner — holds a domain.
+pub fn partition_for(tenant: &str, partitions: i32) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in tenant.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    (hash % partitions.max(1) as u32) as i32
+}
+
+/// The headers of every record Vuoro writes.
+pub fn headers(correlation: &str) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header { key: SCHEMA_HEADER, value: Some(SCHEMA_VERSION) })
+        .insert(Header { key: CORRELATION_HEADER, value: Some(correlation) })
+}
+
+/// A real Kafka-protocol cluster inside the process (librdkafka's mock cluster), reachable
+/// on loopback. It lives on a thread of its own (the handle cannot move between threads)
+/// until dropped.
+struct EmbeddedCluster {
+    bootstrap: String,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EmbeddedCluster {
+    fn start(topics: &[String], partitions: i32) -> anyhow::Result<EmbeddedCluster> {
+        let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<String>>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let topics = topics.to_vec();
+        let thread = std::thread::Builder::new().name("kafka-embedded".into()).spawn(move || {
+            let started = (|| {
+                let cluster = MockCluster::new(1).context("starting the embedded Kafka cluster")?;
+                for topic in &topics {
+                    cluster
+                        .create_topic(topic, partitions, 1)
+                        .with_context(|| format!("creating {topic}"))?;
+                }
+                Ok(cluster)
+            })();
+            match started {
+                Ok(cluster) => {
+                    let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                    // Runs until the owner is dropped (or goes away).
+                    let _ = stop_rx.recv();
+                    drop(cluster);
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                }
+            }
+        })?;
+        let bootstrap = ready_rx.recv().context("the embedded Kafka thread ended")??;
+        Ok(EmbeddedCluster { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
+    }
+}
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_always_lands_on_the_same_partition_and_tenants_spread() {
+        assert_eq!(partition_for("acme", 8), partition_for("acme", 8));
+        let used: std::collections::BTreeSet<i32> =
+            (0..200).map(|i| partition_for(&format!("tenant-{i}"), 8)).collect();
+        assert_eq!(used.len(), 8, "200 tenants use every one of 8 partitions");
+        assert!((0..1000).all(|i| (0..8).contains(&partition_for(&format!("t{i}"), 8))));
+    }
+}

@@ -1,0 +1,186 @@
+//! `vuoro serve`: Kafka (given or embedded), the router shard, delivery, the gRPC API with
+//! health and reflection, and the admin HTTP port — started in that order, stopped in reverse.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use vuoro_proto::v1;
+
+use crate::admin_http::{self, Health};
+use crate::config::Config;
+use crate::delivery::{Delivery, Registry};
+use crate::grpc::{Admin, Agents, Contacts, Gateway, Pools};
+use crate::kafka::Cluster;
+use crate::shard::Shard;
+
+/// `vuoro serve` options; each overrides the config file and the environment.
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// The config file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers (host:port,...); without them an embedded cluster runs in-process.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    /// gRPC address.
+    #[arg(long)]
+    pub grpc_addr: Option<SocketAddr>,
+    /// Admin HTTP address (/metrics, /healthz, /readyz).
+    #[arg(long)]
+    pub admin_addr: Option<SocketAddr>,
+    /// Check the configuration, report every problem, and exit.
+    #[arg(long)]
+    pub validate_config: bool,
+}
+
+impl ServeArgs {
+    /// The configuration: file, then environment, then these flags.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config =
+            Config::load(self.config.as_deref(), std::env::vars()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(brokers) = &self.kafka_brokers {
+            config.kafka.brokers = Some(brokers.clone());
+        }
+        if let Some(addr) = self.grpc_addr {
+            config.grpc_addr = addr;
+        }
+        if let Some(addr) = self.admin_addr {
+            config.admin_addr = addr;
+        }
+        config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(config)
+    }
+}
+
+/// Runs `vuoro serve` until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    if args.validate_config {
+        println!("configuration is valid");
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::logging::init(config.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = Server::start(&config).await?;
+        tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, "vuoro serving");
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        server.stop(Duration::from_millis(config.shutdown_grace_ms)).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// A running service.
+pub struct Server {
+    /// Where gRPC listens.
+    pub grpc_addr: SocketAddr,
+    /// Where the admin HTTP port listens.
+    pub admin_addr: SocketAddr,
+    /// Readiness, as `/readyz` reports it.
+    pub health: Health,
+    stop: watch::Sender<bool>,
+    grpc: tokio::task::JoinHandle<()>,
+    admin: tokio::task::JoinHandle<()>,
+    delivery: Delivery,
+    shard: Arc<std::sync::Mutex<Shard>>,
+    // Dropped last: the embedded cluster outlives every client.
+    _cluster: Cluster,
+}
+
+impl Server {
+    /// Starts every part; addresses with port 0 get a free port.
+    pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let health = Health::new();
+        health.set_not_ready("starting");
+        let metrics = crate::metrics::install()?;
+        let cluster = Cluster::start(&config.kafka).await?;
+        if cluster.is_embedded() {
+            tracing::warn!(
+                bootstrap = %cluster.bootstrap,
+                "no Kafka brokers configured: running an EMBEDDED in-process Kafka cluster; \
+                 nothing survives a restart (use --kafka-brokers for a real cluster)"
+            );
+        }
+        let registry = Arc::new(Registry::default());
+        let shard = Arc::new(std::sync::Mutex::new(Shard::start(&cluster, config.status_interval_ms)?));
+        let delivery = Delivery::start(&cluster, Arc::clone(&registry))?;
+        let gateway = Gateway::new(&cluster, registry, Arc::clone(&shard))?;
+
+        let (stop, stopped) = watch::channel(false);
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter.set_serving::<v1::contact_service_server::ContactServiceServer<Contacts>>().await;
+        reporter.set_serving::<v1::agent_service_server::AgentServiceServer<Agents>>().await;
+        reporter.set_serving::<v1::pool_service_server::PoolServiceServer<Pools>>().await;
+        reporter.set_serving::<v1::admin_service_server::AdminServiceServer<Admin>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building gRPC reflection")?;
+        let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC to {}", config.grpc_addr))?;
+        let grpc_addr = listener.local_addr()?;
+        let router = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(v1::contact_service_server::ContactServiceServer::new(Contacts(gateway.clone())))
+            .add_service(v1::agent_service_server::AgentServiceServer::new(Agents(gateway.clone())))
+            .add_service(v1::pool_service_server::PoolServiceServer::new(Pools(gateway.clone())))
+            .add_service(v1::admin_service_server::AdminServiceServer::new(Admin(gateway)));
+        let mut grpc_stopped = stopped.clone();
+        let grpc = tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let shutdown = async move {
+                let _ = grpc_stopped.wait_for(|&s| s).await;
+            };
+            if let Err(error) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                tracing::error!(%error, "gRPC server");
+            }
+        });
+        let mut admin_stopped = stopped;
+        let (admin_addr, admin) = admin_http::serve(config.admin_addr, metrics, health.clone(), async move {
+            let _ = admin_stopped.wait_for(|&s| s).await;
+        })
+        .await?;
+        health.set_ready();
+        Ok(Server { grpc_addr, admin_addr, health, stop, grpc, admin, delivery, shard, _cluster: cluster })
+    }
+
+    /// Stops taking requests, lets in-flight ones finish within `grace`, then stops the
+    /// shard (flushing its decisions) and delivery.
+    pub async fn stop(mut self, grace: Duration) {
+        self.health.set_not_ready("shutting down");
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(grace, &mut self.grpc).await;
+        let _ = tokio::time::timeout(grace, &mut self.admin).await;
+        let shard = Arc::clone(&self.shard);
+        let _ = tokio::task::spawn_blocking(move || {
+            shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stop()
+        })
+        .await;
+        let mut delivery = self.delivery;
+        let _ = tokio::task::spawn_blocking(move || delivery.stop()).await;
+    }
+}

@@ -1,0 +1,211 @@
+//! End to end, in process: the service on free ports over the embedded Kafka cluster, driven
+//! through generated gRPC clients like a contact-centre platform and an agent desktop would.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tonic_types::StatusExt;
+use vuoro_proto::v1;
+use vuoro_service::config::Config;
+use vuoro_service::serve::Server;
+
+async fn start() -> (Server, Channel) {
+    let mut config = Config {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        status_interval_ms: 500,
+        ..Config::default()
+    };
+    config.kafka.partitions = 2;
+    let server = Server::start(&config).await.expect("the service starts");
+    let channel =
+        Endpoint::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect().await.unwrap();
+    (server, channel)
+}
+
+fn voice_agent(id: &str) -> v1::Agent {
+    v1::Agent {
+        id: id.into(),
+        tenant: "acme".into(),
+        pool: "helsinki".into(),
+        skills: vec![v1::Skill { skill: "billing".into(), level: 3 }],
+        languages: vec!["fi".into()],
+        capacity: Some(v1::Capacity { total: 1, voice_max: 1, voice_weight: 1, ..Default::default() }),
+    }
+}
+
+fn contact(id: &str, skill: &str) -> v1::Contact {
+    v1::Contact {
+        id: id.into(),
+        tenant: "acme".into(),
+        channel: v1::Channel::Voice as i32,
+        required_skills: vec![v1::SkillRequirement { skill: skill.into(), min_level: 2 }],
+        language: "fi".into(),
+        ..Default::default()
+    }
+}
+
+/// The next message on an agent stream, within a deadline.
+async fn next(stream: &mut tonic::Streaming<v1::AgentMessage>) -> v1::agent_message::Message {
+    tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("a message within 20 s")
+        .expect("the stream is open")
+        .expect("no error")
+        .message
+        .expect("a message")
+}
+
+async fn setup_tenant(channel: &Channel) {
+    let mut admin = v1::admin_service_client::AdminServiceClient::new(channel.clone());
+    admin
+        .upsert_policy(v1::UpsertPolicyRequest {
+            policy: Some(v1::Policy { tenant: "acme".into(), ..Default::default() }),
+        })
+        .await
+        .unwrap();
+    let mut pools = v1::pool_service_client::PoolServiceClient::new(channel.clone());
+    pools
+        .upsert_pool(v1::UpsertPoolRequest {
+            pool: Some(v1::Pool {
+                id: "helsinki".into(),
+                tenant: "acme".into(),
+                kind: v1::PoolKind::InHouse as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
+    agents.upsert_agent(v1::UpsertAgentRequest { agent: Some(voice_agent("aino")) }).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_is_offered_to_the_qualified_agent_who_accepts_and_completes_it() {
+    let (server, channel) = start().await;
+    setup_tenant(&channel).await;
+
+    // The agent desktop connects, logs in and goes ready.
+    let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
+    let (actions, outbox) = mpsc::unbounded_channel();
+    let action = |a| v1::AgentAction { action: Some(a) };
+    use v1::agent_action::Action as A;
+    actions.send(action(A::Login(v1::Login { agent: "aino".into(), tenant: "acme".into() }))).unwrap();
+    actions.send(action(A::Ready(v1::Ready {}))).unwrap();
+    let mut desk = agents.connect(UnboundedReceiverStream::new(outbox)).await.unwrap().into_inner();
+    loop {
+        if let v1::agent_message::Message::State(state) = next(&mut desk).await
+            && state == v1::AgentState::Ready as i32
+        {
+            break;
+        }
+    }
+
+    // A contact nobody can serve waits; the one she can serve is offered to her.
+    let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
+    let waiting = contacts
+        .submit_contact(v1::SubmitContactRequest { contact: Some(contact("c-legal", "legal")) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(waiting.state, v1::ContactState::Queued as i32, "{waiting:?}");
+    assert_eq!(waiting.position, 1);
+    assert_eq!(waiting.estimated_wait_ms, None, "nobody logged in can serve it, so no estimate");
+
+    let offered = contacts
+        .submit_contact(v1::SubmitContactRequest { contact: Some(contact("c-bill", "billing")) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(offered.state, v1::ContactState::Offered as i32, "{offered:?}");
+    let offer = loop {
+        if let v1::agent_message::Message::Offer(offer) = next(&mut desk).await {
+            break offer;
+        }
+    };
+    assert_eq!(offer.contact.as_ref().map(|c| c.id.as_str()), Some("c-bill"));
+    assert_eq!(offer.target, "aino");
+
+    // Submitting the same id again is idempotent.
+    let again = contacts
+        .submit_contact(v1::SubmitContactRequest { contact: Some(contact("c-bill", "billing")) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+
+    actions.send(action(A::Accept(v1::Accept { reservation: offer.reservation }))).unwrap();
+    let status = wait_for_state(&mut contacts, "c-bill", v1::ContactState::Accepted).await;
+    assert_eq!(status.assigned_to, "aino");
+
+    actions.send(action(A::Complete(v1::Complete { reservation: offer.reservation }))).unwrap();
+    let gone = async {
+        loop {
+            let r = contacts.get_contact(v1::ContactRef { tenant: "acme".into(), id: "c-bill".into() }).await;
+            if r.as_ref().is_err_and(|s| s.code() == Code::NotFound) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone).await.expect("the completed contact is gone");
+
+    // Queue statistics reflect both contacts.
+    let mut admin = v1::admin_service_client::AdminServiceClient::new(channel.clone());
+    let stats =
+        admin.get_queue_stats(v1::QueueStatsRequest { tenant: "acme".into() }).await.unwrap().into_inner();
+    let voice = stats.queues.iter().find(|q| q.channel == v1::Channel::Voice as i32).expect("a voice queue");
+    assert_eq!(voice.received, 2);
+    assert_eq!(voice.answered, 1);
+    assert_eq!(voice.waiting, 1, "the legal contact still waits");
+
+    server.stop(Duration::from_secs(5)).await;
+}
+
+async fn wait_for_state(
+    contacts: &mut v1::contact_service_client::ContactServiceClient<Channel>,
+    id: &str,
+    state: v1::ContactState,
+) -> v1::ContactStatus {
+    let wait = async {
+        loop {
+            if let Ok(status) =
+                contacts.get_contact(v1::ContactRef { tenant: "acme".into(), id: id.into() }).await
+            {
+                let status = status.into_inner();
+                if status.state == state as i32 {
+                    return status;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the state is reached")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_contact_is_refused_with_every_field_and_reason() {
+    let (server, channel) = start().await;
+    let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
+    let bad =
+        v1::Contact { id: String::new(), tenant: "acme".into(), priority: 300, ..contact("x", "billing") };
+    let status = contacts.submit_contact(v1::SubmitContactRequest { contact: Some(bad) }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<&str> = details
+        .bad_request()
+        .expect("a BadRequest detail")
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert!(fields.iter().any(|f| f.ends_with("id")), "{fields:?}");
+    assert!(fields.iter().any(|f| f.ends_with("priority")), "{fields:?}");
+    let missing = contacts.submit_contact(v1::SubmitContactRequest { contact: None }).await.unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    server.stop(Duration::from_secs(5)).await;
+}
