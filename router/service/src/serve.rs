@@ -133,18 +133,22 @@ impl Server {
         reporter.set_serving::<v1::agent_service_server::AgentServiceServer<Agents>>().await;
         reporter.set_serving::<v1::pool_service_server::PoolServiceServer<Pools>>().await;
         reporter.set_serving::<v1::admin_service_server::AdminServiceServer<Admin>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("building gRPC reflection")?;
+        // Both reflection versions: grpcurl 1.8 and many tools still ask v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1().context("building gRPC reflection")?;
+        let reflection_v1alpha = reflection().build_v1alpha().context("building gRPC reflection")?;
         let listener = tokio::net::TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC to {}", config.grpc_addr))?;
         let grpc_addr = listener.local_addr()?;
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(v1::contact_service_server::ContactServiceServer::new(Contacts(gateway.clone())))
             .add_service(v1::agent_service_server::AgentServiceServer::new(Agents(gateway.clone())))
             .add_service(v1::pool_service_server::PoolServiceServer::new(Pools(gateway.clone())))
