@@ -22,6 +22,7 @@ use vuoro_proto::v1::decision::Decision as D;
 use vuoro_proto::v1::router_input::Input as In;
 
 use crate::config::Topic;
+use crate::domain::EpochGate;
 use crate::kafka::Cluster;
 
 /// Where a stream's messages go.
@@ -46,8 +47,8 @@ struct State {
     agents: FxHashMap<String, v1::AgentSummary>,
     /// Policies by tenant.
     policies: FxHashMap<String, v1::Policy>,
-    /// Per partition: the newest epoch seen and the ids of its records already applied.
-    epochs: FxHashMap<i32, (u64, u64)>,
+    /// Per partition, which records take effect.
+    gates: FxHashMap<i32, EpochGate>,
 }
 
 impl Registry {
@@ -104,12 +105,9 @@ impl Registry {
     /// Applies one record of partition `partition`; `false` when it is void or a repeat.
     pub fn apply(&self, partition: i32, record: &v1::DecisionRecord) -> bool {
         let mut state = self.lock();
-        let seq = record.record_id.rsplit('-').next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        let (epoch, last) = state.epochs.get(&partition).copied().unwrap_or((0, 0));
-        if record.epoch < epoch || (record.epoch == epoch && seq <= last) {
+        if !state.gates.entry(partition).or_default().admit(record) {
             return false;
         }
-        state.epochs.insert(partition, (record.epoch, seq));
         if let Some(input) = record.input.as_ref().and_then(|i| i.input.as_ref()) {
             state.read_input(input);
         }

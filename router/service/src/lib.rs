@@ -10,6 +10,7 @@ pub mod config;
 pub mod convert;
 pub mod delivery;
 pub mod directory;
+pub mod domain;
 pub mod grpc;
 pub mod kafka;
 pub mod logging;

@@ -4,29 +4,35 @@
 //! every decision it caused to the partition's decision log (the decisions topic). Nothing it
 //! decides takes effect until a replica reads it back from that log ([`crate::delivery`]).
 //!
-//! Other threads ask it questions (queue statistics, a contact's status) through a channel;
-//! it answers between inputs.
+//! When the consumer group gives it a partition, it rebuilds the domain from the partition's
+//! decision log and starts a new epoch before applying anything ([`Worker::recover`]); it
+//! applies each input exactly once, by its offset, whatever the group's committed offsets say.
+//! When the group takes a partition away, it drops the domain.
+//!
+//! Other threads ask it questions (queue statistics) through a channel; it answers between
+//! inputs.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use prost::Message as _;
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Headers;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
-use vuoro_engine::{ContactId, Engine, EngineConfig, Input, Millis, Output};
+use vuoro_engine::{Input, Millis, Output};
 use vuoro_proto::v1;
 
 use crate::config::Topic;
-use crate::convert::{self, ConvertError};
-use crate::directory::Directory;
+use crate::convert;
+use crate::domain::{Domain, record_seq};
 use crate::kafka::{self, Cluster};
 
 /// A question for the shard.
@@ -50,12 +56,18 @@ pub struct Shard {
 impl Shard {
     /// Starts the shard thread: it joins the router consumer group and routes until stopped.
     pub fn start(cluster: &Cluster, status_interval: Millis) -> anyhow::Result<Shard> {
-        let consumer: BaseConsumer = cluster
+        let consumer: BaseConsumer<Ownership> = cluster
             .client_config()
             .set("group.id", format!("{}router", cluster.prefix))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            // Both input topics have the same partitions: range gives a member the same
+            // partition numbers of each, so it owns whole domains.
+            .set("partition.assignment.strategy", "range")
+            // A replica that dies is noticed within seconds, and its partitions move.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create_with_context(Ownership::default())
             .context("creating the shard's consumer")?;
         let inputs = [cluster.topic(Topic::Contacts), cluster.topic(Topic::AgentEvents)];
         consumer.subscribe(&inputs.iter().map(String::as_str).collect::<Vec<_>>()).context("subscribing")?;
@@ -71,6 +83,8 @@ impl Shard {
         let mut worker = Worker {
             consumer,
             producer,
+            reader_config: cluster.client_config(),
+            owner: replica_id(),
             decisions_topic: cluster.topic(Topic::Decisions),
             dead_letters_topic: cluster.topic(Topic::DeadLetters),
             partitions: cluster.partitions,
@@ -105,21 +119,37 @@ impl Drop for Shard {
     }
 }
 
-/// One routing domain's state: a partition's engine and what the wire needs beside it.
-struct Domain {
-    engine: Engine,
-    directory: Directory,
-    /// Contacts' full payloads (attributes, customer), for their offers.
-    payloads: FxHashMap<ContactId, v1::Contact>,
-    /// The owner's epoch for this partition.
-    epoch: u64,
-    /// Records written in this epoch.
-    seq: u64,
+/// Partition moves the consumer group made, collected in its rebalance callback and acted on
+/// by the shard loop.
+#[derive(Default)]
+struct Ownership {
+    moves: Mutex<Vec<(i32, bool)>>,
+}
+
+impl ClientContext for Ownership {}
+
+impl ConsumerContext for Ownership {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (list, assigned) = match rebalance {
+            Rebalance::Assign(list) => (*list, true),
+            Rebalance::Revoke(list) => (*list, false),
+            Rebalance::Error(error) => return tracing::warn!(%error, "consumer group rebalance"),
+        };
+        let mut moves = self.moves.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        moves.extend(partitions.into_iter().map(|p| (p, assigned)));
+    }
 }
 
 struct Worker {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Ownership>,
     producer: ThreadedProducer<DefaultProducerContext>,
+    /// Settings for the reader that replays a decision log.
+    reader_config: ClientConfig,
+    /// This replica's id in the records it writes.
+    owner: String,
     decisions_topic: String,
     dead_letters_topic: String,
     partitions: i32,
@@ -128,6 +158,12 @@ struct Worker {
     queries: std::sync::mpsc::Receiver<Query>,
     stop: Arc<AtomicBool>,
     out: Vec<Output>,
+}
+
+/// A replica id unique per shard started: process, start time and a counter.
+fn replica_id() -> String {
+    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{}-{}-{}", std::process::id(), now_ms(), STARTED.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Wall-clock time in Unix milliseconds.
@@ -149,6 +185,7 @@ impl Worker {
                     Err(error) => tracing::warn!(%error, "consuming inputs"),
                 }
             }
+            self.take_moves();
             self.fire_timers();
             while let Ok(query) = self.queries.try_recv() {
                 self.answer(query);
@@ -164,53 +201,163 @@ impl Worker {
         due.map_or(Duration::from_millis(20), |due| Duration::from_millis(due.saturating_sub(now)))
     }
 
-    fn domain(&mut self, partition: i32) -> &mut Domain {
-        let status_interval = self.status_interval;
-        self.domains.entry(partition).or_insert_with(|| Domain {
-            engine: Engine::new(EngineConfig { status_interval, ..EngineConfig::default() }),
-            directory: Directory::new(),
-            payloads: FxHashMap::default(),
-            epoch: 1,
-            seq: 0,
-        })
+    /// Acts on the partitions the group gave or took since the last look.
+    fn take_moves(&mut self) {
+        let moves = std::mem::take(
+            &mut *self.consumer.context().moves.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (partition, assigned) in moves {
+            if assigned {
+                if !self.domains.contains_key(&partition) {
+                    self.recover(partition);
+                }
+            } else if self.domains.remove(&partition).is_some() {
+                tracing::info!(partition, "partition moved away");
+            }
+        }
     }
 
-    /// Applies one input record and logs it with its decisions.
+    /// Rebuilds a partition's domain from its decision log and starts a new epoch: reads the
+    /// log to its end, appends the epoch start, and goes on reading until its own epoch start
+    /// comes back, so that whatever an older owner appended before it is folded in too.
+    fn recover(&mut self, partition: i32) {
+        let started = std::time::Instant::now();
+        loop {
+            match self.try_recover(partition) {
+                Ok(domain) => {
+                    tracing::info!(
+                        partition,
+                        epoch = domain.gate.epoch,
+                        contacts = domain.engine.contact_count(),
+                        agents = domain.engine.agent_count(),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "partition recovered"
+                    );
+                    crate::metrics::owner_epoch_changed();
+                    crate::metrics::recovery_time(started.elapsed().as_secs_f64());
+                    self.domains.insert(partition, domain);
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        partition,
+                        error = format!("{error:#}"),
+                        "recovering a partition; retrying"
+                    );
+                    if self.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    fn try_recover(&mut self, partition: i32) -> anyhow::Result<Domain> {
+        let reader: BaseConsumer = self
+            .reader_config
+            .clone()
+            .set("group.id", format!("{}recovery", self.decisions_topic))
+            .set("enable.auto.commit", "false")
+            .create()
+            .context("creating the log reader")?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&self.decisions_topic, partition, Offset::Beginning)?;
+        reader.assign(&assignment)?;
+        let (_, end) = reader.fetch_watermarks(&self.decisions_topic, partition, Duration::from_secs(10))?;
+        let mut domain = Domain::new(partition, self.status_interval, &self.owner);
+        let mut out = Vec::new();
+        let mut fence: Option<String> = None;
+        let mut next = 0;
+        loop {
+            if fence.is_none() && next >= end {
+                let start = domain.epoch_start(now_ms(), &self.owner);
+                fence = Some(start.record_id.clone());
+                self.send(
+                    &self.decisions_topic,
+                    partition,
+                    &start.record_id,
+                    &start.encode_to_vec(),
+                    "epoch",
+                );
+                if self.producer.flush(Timeout::After(Duration::from_secs(10))).is_err() {
+                    anyhow::bail!("the epoch start was not acknowledged");
+                }
+            }
+            let Some(message) = reader.poll(Timeout::After(Duration::from_secs(10))) else {
+                anyhow::bail!("the decision log stopped at offset {next}, before its end");
+            };
+            let message = message?;
+            next = message.offset() + 1;
+            let record = v1::DecisionRecord::decode(message.payload().unwrap_or_default())
+                .with_context(|| format!("decision record at offset {}", message.offset()))?;
+            domain.replay(&record, &mut out);
+            if fence.as_deref() == Some(record.record_id.as_str()) {
+                // The first epoch start of this number wins; a rival's means ours is void.
+                anyhow::ensure!(
+                    record.owner == self.owner,
+                    "replica {} started epoch {} first",
+                    record.owner,
+                    record.epoch
+                );
+                return Ok(domain);
+            }
+        }
+    }
+
+    /// Applies one input record exactly once (by its offset) and logs it with its decisions.
     fn ingest(&mut self, message: &rdkafka::message::OwnedMessage) {
         let partition = message.partition();
+        if !self.domains.contains_key(&partition) {
+            self.recover(partition);
+        }
+        let topic = message.topic().to_owned();
+        let Some(domain) = self.domains.get_mut(&partition) else { return };
+        let next = domain.next_offset.get(&topic).copied().unwrap_or(0);
+        if message.offset() < next {
+            return; // applied before (by this owner or an older one)
+        }
+        if message.offset() > next {
+            // Never skip an input: go back to the first one not applied.
+            if let Err(error) =
+                self.consumer.seek(&topic, partition, Offset::Offset(next), Duration::from_secs(5))
+            {
+                tracing::warn!(%error, partition, topic, "seeking to the next input");
+            }
+            return;
+        }
         let correlation = correlation(message);
-        let position =
-            v1::InputPosition { topic: message.topic().to_owned(), partition, offset: message.offset() };
-        let payload = message.payload().unwrap_or_default();
-        let input = match v1::RouterInput::decode(payload) {
+        let position = v1::InputPosition { topic, partition, offset: message.offset() };
+        let input = match v1::RouterInput::decode(message.payload().unwrap_or_default()) {
             Ok(input) => input,
-            Err(error) => return self.dead_letter(message, &format!("not a RouterInput: {error}")),
+            Err(error) => return self.skip(message, position, &format!("not a RouterInput: {error}")),
         };
         let now = now_ms();
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        let domain = self.domain(partition);
-        match convert::input(&mut domain.directory, &input) {
-            Ok(engine_input) => {
-                domain.engine.apply(now, &engine_input, &mut out);
-                if let (Input::Enqueue(spec), Some(v1::router_input::Input::Submit(contact))) =
-                    (&engine_input, &input.input)
-                {
-                    let refused = out.iter().any(|o| matches!(o, Output::Rejected(_)));
-                    if !refused {
-                        domain.payloads.insert(spec.id, contact.clone());
-                    }
-                }
+        let domain = self.domains.get_mut(&partition).expect("recovered above");
+        let started = std::time::Instant::now();
+        let applied = domain.apply_input(now, &input, &mut out);
+        crate::metrics::decision_time(started.elapsed().as_secs_f64());
+        match applied {
+            Ok(()) => {
+                let record = domain.record(Some(position), Some(input), now, &out);
+                self.append(partition, &record, &correlation);
             }
-            // Ratings are logged with the input; the engine has nothing to do with them.
-            Err(ConvertError::NotForEngine) => {}
-            Err(error) => {
-                self.out = out;
-                return self.dead_letter(message, &error.to_string());
-            }
+            Err(error) => self.skip(message, position, &error.to_string()),
         }
-        self.log(partition, Some(position), Some(input), now, &out, &correlation);
         self.out = out;
+    }
+
+    /// Sends an input that cannot be processed to the dead-letter topic with the reason, and
+    /// logs its position so that no owner tries it again.
+    fn skip(&mut self, message: &rdkafka::message::OwnedMessage, position: v1::InputPosition, reason: &str) {
+        self.dead_letter(message, reason);
+        let partition = position.partition;
+        if let Some(domain) = self.domains.get_mut(&partition) {
+            let record = domain.record(Some(position), None, now_ms(), &[]);
+            self.append(partition, &record, &correlation(message));
+        }
     }
 
     fn fire_timers(&mut self) {
@@ -224,53 +371,19 @@ impl Worker {
         for partition in due {
             let mut out = std::mem::take(&mut self.out);
             out.clear();
-            self.domain(partition).engine.apply(now, &Input::Tick, &mut out);
-            if !out.is_empty() {
-                self.log(partition, None, None, now, &out, "tick");
-            }
+            let domain = self.domains.get_mut(&partition).expect("a due domain");
+            domain.engine.apply(now, &Input::Tick, &mut out);
+            // Logged even without decisions: replay must fire the same timers at the same time.
+            let record = domain.record(None, None, now, &out);
+            self.append(partition, &record, "tick");
             self.out = out;
         }
     }
 
-    /// Appends one record to the partition's decision log, then forgets contacts that ended.
-    fn log(
-        &mut self,
-        partition: i32,
-        position: Option<v1::InputPosition>,
-        input: Option<v1::RouterInput>,
-        now: Millis,
-        out: &[Output],
-        correlation: &str,
-    ) {
-        let domain = self.domains.get_mut(&partition).expect("the domain applied the input");
-        let decisions = out
-            .iter()
-            .map(|o| {
-                let payload = match o {
-                    Output::Offered { contact, .. } => domain.payloads.get(contact),
-                    _ => None,
-                };
-                convert::decision(&domain.directory, o, payload)
-            })
-            .collect();
-        domain.seq += 1;
-        let record = v1::DecisionRecord {
-            epoch: domain.epoch,
-            position,
-            at_unix_ms: now as i64,
-            input,
-            decisions,
-            record_id: format!("{partition}-{}-{}", domain.epoch, domain.seq),
-        };
-        for o in out {
-            if let Output::Completed { contact, .. } | Output::Abandoned { contact, .. } = o {
-                domain.payloads.remove(contact);
-                domain.directory.forget_contact(*contact);
-            }
-        }
-        let bytes = record.encode_to_vec();
-        let key = record.record_id.clone();
-        self.send(&self.decisions_topic.clone(), partition, &key, &bytes, correlation);
+    /// Appends a record to the partition's decision log.
+    fn append(&self, partition: i32, record: &v1::DecisionRecord, correlation: &str) {
+        debug_assert!(record_seq(&record.record_id) > 0, "epoch starts go out in recovery");
+        self.send(&self.decisions_topic, partition, &record.record_id, &record.encode_to_vec(), correlation);
     }
 
     fn dead_letter(&mut self, message: &rdkafka::message::OwnedMessage, reason: &str) {
