@@ -46,7 +46,7 @@ impl Cluster {
         let (bootstrap, embedded) = match &config.brokers {
             Some(brokers) => (brokers.clone(), None),
             None => {
-                let embedded = EmbeddedCluster::start(&names, config.partitions)?;
+                let embedded = EmbeddedCluster::start(config)?;
                 (embedded.bootstrap.clone(), Some(embedded))
             }
         };
@@ -103,14 +103,23 @@ impl Cluster {
     async fn create_topics(&self, names: &[String], replication: i32) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> =
             self.client_config().create().context("creating the Kafka admin client")?;
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(30))
+            .with_context(|| format!("reading the topics of the Kafka cluster at {}", self.bootstrap))?;
+        let existing: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
         let snapshots = format!("{}{}", self.prefix, Topic::Snapshots.suffix());
         let topics: Vec<NewTopic<'_>> = names
             .iter()
+            .filter(|name| !existing.contains(&name.as_str()))
             .map(|name| {
                 let topic = NewTopic::new(name, self.partitions, TopicReplication::Fixed(replication));
                 if *name == snapshots { topic.set("cleanup.policy", "compact") } else { topic }
             })
             .collect();
+        if topics.is_empty() {
+            return Ok(());
+        }
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         for result in admin.create_topics(&topics, &options).await.context("creating topics")? {
             match result {
@@ -141,19 +150,22 @@ pub fn headers(correlation: &str) -> OwnedHeaders {
 }
 
 /// A real Kafka-protocol cluster inside the process (librdkafka's mock cluster), reachable
-/// on loopback. It lives on a thread of its own (the handle cannot move between threads)
-/// until dropped.
-struct EmbeddedCluster {
+/// on loopback — also from other processes, which is how several replicas share one in
+/// tests. It lives on a thread of its own (the handle cannot move between threads) until
+/// dropped.
+pub struct EmbeddedCluster {
     bootstrap: String,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EmbeddedCluster {
-    fn start(topics: &[String], partitions: i32) -> anyhow::Result<EmbeddedCluster> {
+    /// Starts a cluster with every Vuoro topic of `config`.
+    pub fn start(config: &KafkaConfig) -> anyhow::Result<EmbeddedCluster> {
+        let topics: Vec<String> = Topic::ALL.iter().map(|&t| config.topic(t)).collect();
+        let partitions = config.partitions;
         let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<String>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let topics = topics.to_vec();
         let thread = std::thread::Builder::new().name("kafka-embedded".into()).spawn(move || {
             let started = (|| {
                 let cluster = MockCluster::new(1).context("starting the embedded Kafka cluster")?;
@@ -178,6 +190,11 @@ impl EmbeddedCluster {
         })?;
         let bootstrap = ready_rx.recv().context("the embedded Kafka thread ended")??;
         Ok(EmbeddedCluster { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
+    }
+
+    /// Its `bootstrap.servers`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
     }
 }
 
