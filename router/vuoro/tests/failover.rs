@@ -227,14 +227,15 @@ async fn killing_the_owner_loses_no_contact_and_offers_none_twice() {
         assert!(killed.elapsed() < deadline, "only {done} of {CONTACTS} contacts completed after the kill");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let floor = floor.lock().unwrap();
-    let resumed = floor.offer_times[offers_before..].first().map(|t| t.duration_since(killed)).unwrap();
-    eprintln!("routing resumed {resumed:?} after the owner was killed");
-    assert!(resumed < Duration::from_secs(30), "routing resumed after {resumed:?}");
-    assert!(floor.double_offers.is_empty(), "on offer twice at once: {:?}", floor.double_offers);
-    let distinct: BTreeSet<&String> = floor.completed.iter().collect();
-    assert_eq!(distinct.len(), CONTACTS, "every contact was answered");
-    drop(floor);
+    {
+        let floor = floor.lock().unwrap();
+        let resumed = floor.offer_times[offers_before..].first().map(|t| t.duration_since(killed)).unwrap();
+        eprintln!("routing resumed {resumed:?} after the owner was killed");
+        assert!(resumed < Duration::from_secs(30), "routing resumed after {resumed:?}");
+        assert!(floor.double_offers.is_empty(), "on offer twice at once: {:?}", floor.double_offers);
+        let distinct: BTreeSet<&String> = floor.completed.iter().collect();
+        assert_eq!(distinct.len(), CONTACTS, "every contact was answered");
+    }
 
     // The survivor's engine, rebuilt from the log, counts each contact once.
     let mut admin = v1::admin_service_client::AdminServiceClient::new(channel);
