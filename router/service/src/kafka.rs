@@ -90,7 +90,8 @@ impl Cluster {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "1")
-            .set("message.timeout.ms", "10000")
+            // A write Kafka cannot take within this fails the request with UNAVAILABLE.
+            .set("message.timeout.ms", "5000")
             .create()
             .context("creating the Kafka producer")
     }
@@ -155,7 +156,8 @@ pub fn headers(correlation: &str) -> OwnedHeaders {
 /// dropped.
 pub struct EmbeddedCluster {
     bootstrap: String,
-    stop: Option<mpsc::Sender<()>>,
+    /// Whether its broker should answer; the cluster thread stops when this closes.
+    control: Option<mpsc::Sender<(bool, mpsc::Sender<anyhow::Result<()>>)>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -165,7 +167,7 @@ impl EmbeddedCluster {
         let topics: Vec<String> = Topic::ALL.iter().map(|&t| config.topic(t)).collect();
         let partitions = config.partitions;
         let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<String>>();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (control_tx, control_rx) = mpsc::channel::<(bool, mpsc::Sender<anyhow::Result<()>>)>();
         let thread = std::thread::Builder::new().name("kafka-embedded".into()).spawn(move || {
             let started = (|| {
                 let cluster = MockCluster::new(1).context("starting the embedded Kafka cluster")?;
@@ -179,8 +181,11 @@ impl EmbeddedCluster {
             match started {
                 Ok(cluster) => {
                     let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                    // Runs until the owner is dropped (or goes away).
-                    let _ = stop_rx.recv();
+                    // Runs until the owner is dropped.
+                    for (up, done) in control_rx {
+                        let result = if up { cluster.broker_up(1) } else { cluster.broker_down(1) };
+                        let _ = done.send(result.context("switching the embedded broker"));
+                    }
                     drop(cluster);
                 }
                 Err(error) => {
@@ -189,7 +194,16 @@ impl EmbeddedCluster {
             }
         })?;
         let bootstrap = ready_rx.recv().context("the embedded Kafka thread ended")??;
-        Ok(EmbeddedCluster { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(EmbeddedCluster { bootstrap, control: Some(control_tx), thread: Some(thread) })
+    }
+
+    /// Takes the broker down (`false`: every connection fails) or brings it back, to test how
+    /// Vuoro lives through broker trouble.
+    pub fn set_reachable(&self, up: bool) -> anyhow::Result<()> {
+        let (done_tx, done_rx) = mpsc::channel();
+        let control = self.control.as_ref().context("the embedded cluster has stopped")?;
+        control.send((up, done_tx)).context("the embedded cluster has stopped")?;
+        done_rx.recv().context("the embedded cluster has stopped")?
     }
 
     /// Its `bootstrap.servers`.
@@ -200,7 +214,7 @@ impl EmbeddedCluster {
 
 impl Drop for EmbeddedCluster {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.control.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

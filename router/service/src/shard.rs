@@ -56,19 +56,23 @@ pub struct Shard {
 impl Shard {
     /// Starts the shard thread: it joins the router consumer group and routes until stopped.
     pub fn start(cluster: &Cluster, status_interval: Millis) -> anyhow::Result<Shard> {
-        let consumer: BaseConsumer<Ownership> = cluster
-            .client_config()
+        let mut config = cluster.client_config();
+        config
             .set("group.id", format!("{}router", cluster.prefix))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             // Both input topics have the same partitions: range gives a member the same
             // partition numbers of each, so it owns whole domains.
-            .set("partition.assignment.strategy", "range")
-            // A replica that dies is noticed within seconds, and its partitions move.
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .create_with_context(Ownership::default())
-            .context("creating the shard's consumer")?;
+            .set("partition.assignment.strategy", "range");
+        // A replica that dies is noticed within seconds and its partitions move; 6 s is the
+        // smallest session timeout Kafka brokers accept by default. Configurable.
+        for (key, default) in [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")] {
+            if !cluster.properties.contains_key(key) {
+                config.set(key, default);
+            }
+        }
+        let consumer: BaseConsumer<Ownership> =
+            config.create_with_context(Ownership::default()).context("creating the shard's consumer")?;
         let inputs = [cluster.topic(Topic::Contacts), cluster.topic(Topic::AgentEvents)];
         consumer.subscribe(&inputs.iter().map(String::as_str).collect::<Vec<_>>()).context("subscribing")?;
         let producer: ThreadedProducer<DefaultProducerContext> = cluster

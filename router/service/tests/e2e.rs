@@ -209,3 +209,44 @@ async fn an_invalid_contact_is_refused_with_every_field_and_reason() {
     assert_eq!(missing.code(), Code::InvalidArgument);
     server.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_kafka_is_unreachable_submits_are_unavailable_and_nothing_acknowledged_is_lost() {
+    use vuoro_service::kafka::EmbeddedCluster;
+    let mut config = Config {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.kafka.partitions = 2;
+    let cluster = EmbeddedCluster::start(&config.kafka).unwrap();
+    config.kafka.brokers = Some(cluster.bootstrap().to_owned());
+    let server = Server::start(&config).await.unwrap();
+    let channel =
+        Endpoint::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect().await.unwrap();
+    setup_tenant(&channel).await;
+    let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
+    let submit = |id: &str| v1::SubmitContactRequest { contact: Some(contact(id, "legal")) };
+    contacts.submit_contact(submit("before")).await.expect("Kafka is up");
+
+    cluster.set_reachable(false).unwrap();
+    let refused = contacts.submit_contact(submit("during")).await.expect_err("Kafka is down");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let retry = refused.get_error_details();
+    assert!(retry.retry_info().and_then(|r| r.retry_delay).is_some(), "a retry hint: {refused:?}");
+
+    cluster.set_reachable(true).unwrap();
+    let back = async {
+        loop {
+            if contacts.submit_contact(submit("after")).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), back).await.expect("submits work again");
+    for id in ["before", "after"] {
+        wait_for_state(&mut contacts, id, v1::ContactState::Queued).await;
+    }
+    server.stop(Duration::from_secs(5)).await;
+}
