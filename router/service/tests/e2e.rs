@@ -250,3 +250,60 @@ async fn while_kafka_is_unreachable_submits_are_unavailable_and_nothing_acknowle
     }
     server.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_that_cannot_be_processed_goes_to_the_dead_letter_topic_with_the_reason() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::{ClientConfig, Message};
+    use vuoro_service::kafka::EmbeddedCluster;
+
+    let mut config = Config {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.kafka.partitions = 2;
+    let cluster = EmbeddedCluster::start(&config.kafka).unwrap();
+    config.kafka.brokers = Some(cluster.bootstrap().to_owned());
+    let server = Server::start(&config).await.unwrap();
+
+    // A producer that is not Vuoro writes garbage to the contacts topic.
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", cluster.bootstrap()).create().unwrap();
+    let topic = config.kafka.topic(vuoro_service::config::Topic::Contacts);
+    let garbage = FutureRecord::to(&topic).partition(0).key("acme").payload(&[0xff_u8, 0xff, 0xff][..]);
+    producer.send(garbage, Duration::from_secs(5)).await.unwrap();
+
+    let dead: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("group.id", "test-dead-letters")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dead.subscribe(&[&config.kafka.topic(vuoro_service::config::Topic::DeadLetters)]).unwrap();
+    let record = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some(Ok(message)) = dead.poll(Duration::from_millis(200)) {
+                return Some(message.detach());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap()
+    .expect("a dead letter within 30 s");
+    assert_eq!(record.payload(), Some(&[0xff_u8, 0xff, 0xff][..]), "the input, unchanged");
+    let headers = record.headers().expect("headers");
+    let reason = headers.iter().find(|h| h.key == "vuoro-reason").and_then(|h| h.value).expect("a reason");
+    assert!(
+        String::from_utf8_lossy(reason).contains("not a RouterInput"),
+        "{}",
+        String::from_utf8_lossy(reason)
+    );
+    let source = headers.iter().find(|h| h.key == "vuoro-source-topic").and_then(|h| h.value).unwrap();
+    assert_eq!(source, topic.as_bytes());
+    server.stop(Duration::from_secs(5)).await;
+}
