@@ -305,6 +305,11 @@ impl Engine {
         self.timers.next_due()
     }
 
+    /// The kind of a pool the engine holds.
+    pub fn pool_kind(&self, pool: PoolId) -> Option<PoolKind> {
+        self.pool_index.get(&pool).map(|&p| self.pools[p].config.kind)
+    }
+
     /// Contacts held: scheduled, waiting, offered or in service.
     pub fn contact_count(&self) -> usize {
         self.contacts.live()

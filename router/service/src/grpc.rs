@@ -128,6 +128,7 @@ impl Contacts {
         contact: v1::Contact,
         correlation: &str,
     ) -> Result<v1::SubmitContactResponse, Status> {
+        let started = std::time::Instant::now();
         check(convert::check_contact(&contact))?;
         let duplicate = self.0.registry.contact(&contact.tenant, &contact.id).is_some();
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -137,7 +138,7 @@ impl Contacts {
         let (tenant, id) = (contact.tenant.clone(), contact.id.clone());
         let channel = convert::engine_channel(contact.channel);
         self.0.publish(Topic::Contacts, &tenant, In::Submit(contact), correlation).await?;
-        if let Some(channel) = channel {
+        if let Some(channel) = channel.filter(|_| !duplicate) {
             crate::metrics::contact_received(channel);
         }
         if !duplicate {
@@ -145,6 +146,9 @@ impl Contacts {
             let _ = tokio::time::timeout(FIRST_DECISION_WAIT, rx.recv()).await;
         }
         let status = self.0.registry.contact(&tenant, &id).unwrap_or_default();
+        if status.state == v1::ContactState::Offered as i32 && !duplicate {
+            crate::metrics::submit_to_offer(started.elapsed().as_secs_f64());
+        }
         Ok(v1::SubmitContactResponse {
             id,
             state: status.state,
@@ -188,8 +192,11 @@ impl v1::contact_service_server::ContactService for Contacts {
                 });
                 continue;
             }
-            let tenant = contact.tenant.clone();
+            let (tenant, channel) = (contact.tenant.clone(), convert::engine_channel(contact.channel));
             self.0.publish(Topic::Contacts, &tenant, In::Submit(contact), &correlation).await?;
+            if let Some(channel) = channel {
+                crate::metrics::contact_received(channel);
+            }
             response.accepted += 1;
         }
         Ok(Response::new(response))

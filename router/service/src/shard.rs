@@ -178,6 +178,7 @@ pub fn now_ms() -> Millis {
 impl Worker {
     fn run(&mut self) {
         tracing::info!("router shard started");
+        let mut last_gauges = std::time::Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let wait = self.next_timer_in().min(Duration::from_millis(20));
             if let Some(result) = self.consumer.poll(Timeout::After(wait)) {
@@ -191,6 +192,10 @@ impl Worker {
             }
             self.take_moves();
             self.fire_timers();
+            if last_gauges.elapsed() >= Duration::from_secs(1) {
+                last_gauges = std::time::Instant::now();
+                self.publish_gauges();
+            }
             while let Ok(query) = self.queries.try_recv() {
                 self.answer(query);
             }
@@ -334,7 +339,10 @@ impl Worker {
         let position = v1::InputPosition { topic, partition, offset: message.offset() };
         let input = match v1::RouterInput::decode(message.payload().unwrap_or_default()) {
             Ok(input) => input,
-            Err(error) => return self.skip(message, position, &format!("not a RouterInput: {error}")),
+            Err(error) => {
+                crate::metrics::dead_letter(crate::metrics::DeadLetterReason::Undecodable);
+                return self.skip(message, position, &format!("not a RouterInput: {error}"));
+            }
         };
         let now = now_ms();
         let mut out = std::mem::take(&mut self.out);
@@ -345,10 +353,14 @@ impl Worker {
         crate::metrics::decision_time(started.elapsed().as_secs_f64());
         match applied {
             Ok(()) => {
+                observe(domain, &out);
                 let record = domain.record(Some(position), Some(input), now, &out);
                 self.append(partition, &record, &correlation);
             }
-            Err(error) => self.skip(message, position, &error.to_string()),
+            Err(error) => {
+                crate::metrics::dead_letter(crate::metrics::DeadLetterReason::Invalid);
+                self.skip(message, position, &error.to_string());
+            }
         }
         self.out = out;
     }
@@ -377,6 +389,7 @@ impl Worker {
             out.clear();
             let domain = self.domains.get_mut(&partition).expect("a due domain");
             domain.engine.apply(now, &Input::Tick, &mut out);
+            observe(domain, &out);
             // Logged even without decisions: replay must fire the same timers at the same time.
             let record = domain.record(None, None, now, &out);
             self.append(partition, &record, "tick");
@@ -437,6 +450,61 @@ impl Worker {
         }
     }
 
+    /// Queue depth, oldest wait and service level per channel, agents by state and occupancy
+    /// per pool kind, over every domain this replica owns (no tenant labels).
+    fn publish_gauges(&self) {
+        use vuoro_engine::{AgentState, Channel, PoolKind};
+        let mut depth = [0usize; Channel::COUNT];
+        let mut oldest = [0u64; Channel::COUNT];
+        let mut level = [(0.0f64, 0u64); Channel::COUNT];
+        let mut states = [0usize; 5];
+        let mut units = [(0u64, 0u64); 2];
+        for domain in self.domains.values() {
+            let stats = domain.engine.stats();
+            for q in &stats.queues {
+                let c = q.channel.index();
+                depth[c] += q.waiting as usize;
+                oldest[c] = oldest[c].max(q.oldest_wait);
+                if let Some(sl) = q.window.service_level {
+                    let weight = u64::from(q.window.answered + q.window.abandoned).max(1);
+                    level[c].0 += sl * weight as f64;
+                    level[c].1 += weight;
+                }
+            }
+            for p in &stats.pools {
+                let a = p.agents;
+                for (i, n) in [a.ready, a.not_ready, a.busy, a.wrap_up, a.offline].into_iter().enumerate() {
+                    states[i] += n as usize;
+                }
+                let k = usize::from(p.kind != PoolKind::InHouse);
+                units[k].0 += p.units_in_use;
+                units[k].1 += p.units_staffed;
+            }
+        }
+        for channel in Channel::ALL {
+            let c = channel.index();
+            let service_level = if level[c].1 == 0 { f64::NAN } else { level[c].0 / level[c].1 as f64 };
+            crate::metrics::queue_gauges(channel, depth[c], oldest[c] as f64 / 1000.0, service_level);
+        }
+        let kinds = [
+            AgentState::Ready,
+            AgentState::NotReady(0),
+            AgentState::Busy,
+            AgentState::WrapUp,
+            AgentState::Offline,
+        ];
+        for (state, count) in kinds.into_iter().zip(states) {
+            crate::metrics::agents_by_state(state, count);
+        }
+        for (kind, (used, staffed)) in
+            [PoolKind::InHouse, PoolKind::Outsourced(vuoro_engine::ProviderId(0))].into_iter().zip(units)
+        {
+            if staffed > 0 {
+                crate::metrics::occupancy(kind, used as f64 / staffed as f64);
+            }
+        }
+    }
+
     fn answer(&mut self, query: Query) {
         match query {
             Query::QueueStats { tenant, reply } => {
@@ -454,6 +522,39 @@ impl Worker {
                 });
                 let _ = reply.send(stats);
             }
+        }
+    }
+}
+
+/// Counts what the engine just decided (live only: replay counts nothing twice).
+fn observe(domain: &Domain, out: &[Output]) {
+    use crate::metrics;
+    let channel = |contact: &vuoro_engine::ContactId| {
+        domain.payloads.get(contact).and_then(|c| convert::engine_channel(c.channel))
+    };
+    for o in out {
+        match o {
+            Output::Offered { contact, pool, .. } => {
+                if let (Some(channel), Some(kind)) = (channel(contact), domain.engine.pool_kind(*pool)) {
+                    metrics::contact_routed(channel, kind);
+                }
+            }
+            Output::Accepted { contact, waited, .. } => {
+                if let Some(channel) = channel(contact) {
+                    metrics::wait_time(channel, *waited as f64 / 1000.0);
+                }
+            }
+            Output::Abandoned { contact, .. } => {
+                if let Some(channel) = channel(contact) {
+                    metrics::contact_abandoned(channel);
+                }
+            }
+            Output::Overflowed { contact, .. } => {
+                if let Some(channel) = channel(contact) {
+                    metrics::contact_overflowed(channel);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -163,7 +163,34 @@ async fn a_contact_is_offered_to_the_qualified_agent_who_accepts_and_completes_i
     assert_eq!(voice.answered, 1);
     assert_eq!(voice.waiting, 1, "the legal contact still waits");
 
+    // The admin port's /metrics carries the documented series.
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // gauges refresh every second
+    let metrics = http_get(server.admin_addr, "/metrics").await;
+    for series in [
+        "vuoro_contacts_received_total{channel=\"voice\"} 2",
+        "vuoro_contacts_routed_total{channel=\"voice\",pool_kind=\"in_house\"} 1",
+        "vuoro_decision_seconds_bucket{le=",
+        "vuoro_submit_to_offer_seconds_bucket{le=",
+        "vuoro_wait_seconds_bucket{channel=\"voice\",le=",
+        "vuoro_queue_depth{channel=\"voice\"} 1",
+        "vuoro_owner_epoch_changes_total",
+    ] {
+        assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
+    }
+    assert!(!metrics.contains("acme"), "no tenant ids as labels");
+
     server.stop(Duration::from_secs(5)).await;
+}
+
+/// The body of an HTTP GET on the admin port.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
 }
 
 async fn wait_for_state(
