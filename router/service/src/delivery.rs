@@ -260,6 +260,9 @@ impl Delivery {
         let consumer: BaseConsumer = cluster
             .client_config()
             .set("group.id", format!("{}delivery", cluster.prefix))
+            // Latency, not batching: a fetch returns as soon as there is data (some brokers,
+            // the embedded one among them, otherwise hold a fetch for its whole wait).
+            .set("fetch.wait.max.ms", "5")
             .set("enable.auto.commit", "false")
             .create()
             .context("creating the delivery consumer")?;

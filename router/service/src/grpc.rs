@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -59,6 +59,18 @@ impl Gateway {
 
     /// Writes an input to its tenant's partition and waits until Kafka has it.
     async fn publish(&self, topic: Topic, tenant: &str, input: In, correlation: &str) -> Result<(), Status> {
+        let delivery = self.enqueue(topic, tenant, input, correlation)?;
+        delivered(delivery.await)
+    }
+
+    /// Hands an input to the producer, in order; the future says when Kafka has it.
+    fn enqueue(
+        &self,
+        topic: Topic,
+        tenant: &str,
+        input: In,
+        correlation: &str,
+    ) -> Result<DeliveryFuture, Status> {
         let record = v1::RouterInput { received_unix_ms: now_ms() as i64, input: Some(input) };
         let bytes = record.encode_to_vec();
         let name = match topic {
@@ -70,18 +82,29 @@ impl Gateway {
             .key(tenant)
             .payload(&bytes)
             .headers(kafka::headers(correlation));
-        match self.producer.send(message, Duration::from_secs(5)).await {
-            Ok(_) => Ok(()),
-            Err((error, _)) => {
-                crate::metrics::kafka_produce_error();
-                Err(Status::with_error_details(
-                    Code::Unavailable,
-                    format!("Kafka did not take the write ({error}); nothing was stored, retry"),
-                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-                ))
-            }
-        }
+        self.producer.send_result(message).map_err(|(error, _)| unavailable(&error.to_string()))
     }
+}
+
+/// A delivery's outcome as the API reports it.
+fn delivered<Gone>(
+    result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Gone>,
+) -> Result<(), Status> {
+    match result {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _))) => Err(unavailable(&error.to_string())),
+        Err(_) => Err(unavailable("the producer shut down")),
+    }
+}
+
+/// UNAVAILABLE with a retry hint: Kafka did not take a write, so nothing was stored.
+fn unavailable(why: &str) -> Status {
+    crate::metrics::kafka_produce_error();
+    Status::with_error_details(
+        Code::Unavailable,
+        format!("Kafka did not take the write ({why}); nothing was stored, retry"),
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+    )
 }
 
 /// A correlation id for a request: the caller's `x-request-id`, else a fresh one.
@@ -118,6 +141,27 @@ fn blank(field: &str, value: &str) -> Result<(), Status> {
 }
 
 // ----- ContactService ------------------------------------------------------------------------
+
+/// Contacts of one `SubmitContacts` stream awaiting Kafka's acknowledgement at once.
+const IN_FLIGHT: usize = 8_192;
+
+/// Counts a streamed contact as accepted once Kafka has it, or as an error.
+fn settle<Gone>(
+    response: &mut v1::SubmitContactsResponse,
+    id: String,
+    channel: Option<vuoro_engine::Channel>,
+    result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Gone>,
+) {
+    match delivered(result) {
+        Ok(()) => {
+            response.accepted += 1;
+            if let Some(channel) = channel {
+                crate::metrics::contact_received(channel);
+            }
+        }
+        Err(status) => response.errors.push(v1::ContactError { id, reason: status.message().to_owned() }),
+    }
+}
 
 /// `vuoro.v1.ContactService`.
 pub struct Contacts(pub Gateway);
@@ -177,6 +221,9 @@ impl v1::contact_service_server::ContactService for Contacts {
         let correlation = correlation(&request);
         let mut stream = request.into_inner();
         let mut response = v1::SubmitContactsResponse::default();
+        // Every contact is handed to the producer in order at once; acknowledgements are
+        // awaited behind, at most `IN_FLIGHT` outstanding.
+        let mut in_flight = std::collections::VecDeque::new();
         while let Some(item) = stream.next().await {
             let Some(contact) = item?.contact else {
                 response
@@ -192,12 +239,17 @@ impl v1::contact_service_server::ContactService for Contacts {
                 });
                 continue;
             }
-            let (tenant, channel) = (contact.tenant.clone(), convert::engine_channel(contact.channel));
-            self.0.publish(Topic::Contacts, &tenant, In::Submit(contact), &correlation).await?;
-            if let Some(channel) = channel {
-                crate::metrics::contact_received(channel);
+            let (tenant, id, channel) =
+                (contact.tenant.clone(), contact.id.clone(), convert::engine_channel(contact.channel));
+            let delivery = self.0.enqueue(Topic::Contacts, &tenant, In::Submit(contact), &correlation)?;
+            in_flight.push_back((id, channel, delivery));
+            while in_flight.len() >= IN_FLIGHT {
+                let (id, channel, delivery) = in_flight.pop_front().expect("in flight");
+                settle(&mut response, id, channel, delivery.await);
             }
-            response.accepted += 1;
+        }
+        for (id, channel, delivery) in in_flight {
+            settle(&mut response, id, channel, delivery.await);
         }
         Ok(Response::new(response))
     }

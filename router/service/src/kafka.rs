@@ -89,7 +89,7 @@ impl Cluster {
         self.client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "1")
+            .set("linger.ms", "0")
             // A write Kafka cannot take within this fails the request with UNAVAILABLE.
             .set("message.timeout.ms", "5000")
             .create()

@@ -13,6 +13,7 @@ pub mod directory;
 pub mod domain;
 pub mod grpc;
 pub mod kafka;
+pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod serve;

@@ -99,6 +99,8 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     /// Readiness, as `/readyz` reports it.
     pub health: Health,
+    /// The Kafka cluster's `bootstrap.servers` (the embedded one's, when it runs one).
+    pub kafka_bootstrap: String,
     stop: watch::Sender<bool>,
     grpc: tokio::task::JoinHandle<()>,
     admin: tokio::task::JoinHandle<()>,
@@ -169,7 +171,19 @@ impl Server {
         })
         .await?;
         health.set_ready();
-        Ok(Server { grpc_addr, admin_addr, health, stop, grpc, admin, delivery, shard, _cluster: cluster })
+        let kafka_bootstrap = cluster.bootstrap.clone();
+        Ok(Server {
+            grpc_addr,
+            admin_addr,
+            health,
+            kafka_bootstrap,
+            stop,
+            grpc,
+            admin,
+            delivery,
+            shard,
+            _cluster: cluster,
+        })
     }
 
     /// Stops taking requests, lets in-flight ones finish within `grace`, then stops the

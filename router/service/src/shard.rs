@@ -61,6 +61,9 @@ impl Shard {
             .set("group.id", format!("{}router", cluster.prefix))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // Latency, not batching: a fetch returns as soon as there is data (some brokers,
+            // the embedded one among them, otherwise hold a fetch for its whole wait).
+            .set("fetch.wait.max.ms", "5")
             // Both input topics have the same partitions: range gives a member the same
             // partition numbers of each, so it owns whole domains.
             .set("partition.assignment.strategy", "range");
@@ -79,7 +82,7 @@ impl Shard {
             .client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "1")
+            .set("linger.ms", "0")
             .create()
             .context("creating the shard's producer")?;
         let (queries, receiver) = std::sync::mpsc::channel();

@@ -334,3 +334,16 @@ async fn an_input_that_cannot_be_processed_goes_to_the_dead_letter_topic_with_th
     assert_eq!(source, topic.as_bytes());
     server.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_drives_every_contact_to_an_offer_and_measures_each() {
+    use vuoro_service::loadgen::{LoadgenArgs, drive};
+    let (server, channel) = start().await;
+    let args =
+        LoadgenArgs { target: None, kafka_brokers: None, contacts: 300, agents: 4, tenant: "load".into() };
+    let report = drive(&channel, &args).await.expect("the load runs");
+    assert_eq!(report.contacts, 300);
+    assert_eq!(report.latency.len(), 300, "one submit-to-offer sample per contact");
+    assert!(report.offered_per_second > 0.0 && report.submitted_per_second >= report.offered_per_second);
+    server.stop(Duration::from_secs(5)).await;
+}

@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the router: the gRPC API over Kafka (an embedded cluster unless brokers are given).
     Serve(vuoro_service::serve::ServeArgs),
+    /// Load test: drive a service end to end and report throughput and latency.
+    Loadgen(vuoro_service::loadgen::LoadgenArgs),
     /// What-if staffing: run a scenario through the real engine in virtual time.
     Simulate(vuoro_sim::cli::SimulateArgs),
 }
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => vuoro_service::serve::run(args),
+        Command::Loadgen(args) => vuoro_service::loadgen::run(args),
         Command::Simulate(args) => vuoro_sim::cli::run(args),
     };
     match result {
