@@ -343,17 +343,31 @@ impl v1::agent_service_server::AgentService for Agents {
             In::Agent(v1::AgentInput { agent: agent.clone(), action: Some(action) })
         };
         gateway.publish(Topic::AgentEvents, &login.tenant, agent_input(first), &correlation).await?;
+        // Actions go to the producer in order as they come; their acknowledgements are
+        // awaited behind them, so a desk never waits on Kafka between two actions.
+        let (acks, mut pending) = mpsc::unbounded_channel::<DeliveryFuture>();
+        let refusals = tx.clone();
         tokio::spawn(async move {
-            while let Some(Ok(action)) = actions.next().await {
-                if let Err(status) = gateway
-                    .publish(Topic::AgentEvents, &login.tenant, agent_input(action), &correlation)
-                    .await
-                {
-                    let _ = tx.send(v1::AgentMessage {
-                        message: Some(v1::agent_message::Message::Refused(status.message().to_owned())),
-                    });
+            while let Some(delivery) = pending.recv().await {
+                if let Err(status) = delivered(delivery.await) {
+                    let refused = v1::agent_message::Message::Refused(status.message().to_owned());
+                    let _ = refusals.send(v1::AgentMessage { message: Some(refused) });
                 }
             }
+        });
+        tokio::spawn(async move {
+            while let Some(Ok(action)) = actions.next().await {
+                match gateway.enqueue(Topic::AgentEvents, &login.tenant, agent_input(action), &correlation) {
+                    Ok(delivery) => {
+                        let _ = acks.send(delivery);
+                    }
+                    Err(status) => {
+                        let refused = v1::agent_message::Message::Refused(status.message().to_owned());
+                        let _ = tx.send(v1::AgentMessage { message: Some(refused) });
+                    }
+                }
+            }
+            drop(acks);
             // The desktop went away: its pending offers go back to the queue.
             let logout = v1::AgentAction { action: Some(v1::agent_action::Action::Logout(v1::Logout {})) };
             let _ =
