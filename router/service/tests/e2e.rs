@@ -211,7 +211,7 @@ async fn wait_for_state(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the state is reached")
+    tokio::time::timeout(Duration::from_secs(30), wait).await.expect("the state is reached")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
