@@ -201,7 +201,19 @@ async fn setup(channel: &Channel, args: &LoadgenArgs) -> anyhow::Result<()> {
         };
         agents.upsert_agent(v1::UpsertAgentRequest { agent: Some(agent) }).await?;
     }
-    Ok(())
+    // Contacts and configuration travel on different topics, so the router may read a contact
+    // before its tenant's configuration: wait until the read model shows every agent applied.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = agents.list_agents(v1::ListAgentsRequest { tenant: tenant.clone() }).await?.into_inner();
+        if listed.agents.len() >= args.agents as usize {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the router applied {} of {} agents within a minute", listed.agents.len(), args.agents);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A simulated agent desk: accepts and completes every offer at once.

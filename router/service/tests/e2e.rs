@@ -82,6 +82,20 @@ async fn setup_tenant(channel: &Channel) {
         .unwrap();
     let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
     agents.upsert_agent(v1::UpsertAgentRequest { agent: Some(voice_agent("aino")) }).await.unwrap();
+    // Configuration and contacts travel on different topics: wait until the router applied it.
+    let applied = async {
+        while agents
+            .list_agents(v1::ListAgentsRequest { tenant: "acme".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .agents
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), applied).await.expect("the configuration is applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,7 +225,9 @@ async fn wait_for_state(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), wait).await.expect("the state is reached")
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("contact {id} did not reach {state:?} within 30 s"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
