@@ -13,7 +13,8 @@ use vuoro_proto::v1;
 use vuoro_service::config::Config;
 use vuoro_service::serve::Server;
 
-async fn start() -> (Server, Channel) {
+/// The configuration every test starts from: free ports, two partitions, fast refreshes.
+fn test_config() -> Config {
     let mut config = Config {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
@@ -21,10 +22,23 @@ async fn start() -> (Server, Channel) {
         ..Config::default()
     };
     config.kafka.partitions = 2;
-    let server = Server::start(&config).await.expect("the service starts");
+    config
+}
+
+async fn start() -> (Server, Channel) {
+    let server = Server::start(&test_config()).await.expect("the service starts");
     let channel =
         Endpoint::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect().await.unwrap();
     (server, channel)
+}
+
+/// The service on a cluster the test holds (to take its broker down or write to it directly).
+async fn start_on_own_cluster() -> (vuoro_service::kafka::EmbeddedCluster, Config, Server) {
+    let mut config = test_config();
+    let cluster = vuoro_service::kafka::EmbeddedCluster::start(&config.kafka).unwrap();
+    config.kafka.brokers = Some(cluster.bootstrap().to_owned());
+    let server = Server::start(&config).await.expect("the service starts");
+    (cluster, config, server)
 }
 
 fn voice_agent(id: &str) -> v1::Agent {
@@ -255,16 +269,7 @@ async fn an_invalid_contact_is_refused_with_every_field_and_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_kafka_is_unreachable_submits_are_unavailable_and_nothing_acknowledged_is_lost() {
-    use vuoro_service::kafka::EmbeddedCluster;
-    let mut config = Config {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    config.kafka.partitions = 2;
-    let cluster = EmbeddedCluster::start(&config.kafka).unwrap();
-    config.kafka.brokers = Some(cluster.bootstrap().to_owned());
-    let server = Server::start(&config).await.unwrap();
+    let (cluster, _config, server) = start_on_own_cluster().await;
     let channel =
         Endpoint::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect().await.unwrap();
     setup_tenant(&channel).await;
@@ -300,17 +305,8 @@ async fn an_input_that_cannot_be_processed_goes_to_the_dead_letter_topic_with_th
     use rdkafka::message::Headers;
     use rdkafka::producer::{FutureProducer, FutureRecord};
     use rdkafka::{ClientConfig, Message};
-    use vuoro_service::kafka::EmbeddedCluster;
 
-    let mut config = Config {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    config.kafka.partitions = 2;
-    let cluster = EmbeddedCluster::start(&config.kafka).unwrap();
-    config.kafka.brokers = Some(cluster.bootstrap().to_owned());
-    let server = Server::start(&config).await.unwrap();
+    let (cluster, config, server) = start_on_own_cluster().await;
 
     // A producer that is not Vuoro writes garbage to the contacts topic.
     let producer: FutureProducer =
