@@ -221,7 +221,7 @@ mod tests {
         let recorder = crate::metrics::recorder().unwrap();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
-            crate::metrics::decision_time(4e-6);
+            crate::metrics::decision_histogram().record(4e-6);
             crate::metrics::kafka_produce_error();
         });
         let (stop, stopped) = oneshot::channel::<()>();

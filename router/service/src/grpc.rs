@@ -357,6 +357,12 @@ impl v1::agent_service_server::AgentService for Agents {
         });
         tokio::spawn(async move {
             while let Some(Ok(action)) = actions.next().await {
+                // A bad action is refused on the stream and never reaches Kafka.
+                if let Some(problem) = convert::check_agent_action(&action).first() {
+                    let refused = v1::agent_message::Message::Refused(problem.to_string());
+                    let _ = tx.send(v1::AgentMessage { message: Some(refused) });
+                    continue;
+                }
                 match gateway.enqueue(Topic::AgentEvents, &login.tenant, agent_input(action), &correlation) {
                     Ok(delivery) => {
                         let _ = acks.send(delivery);
@@ -467,6 +473,11 @@ impl v1::pool_service_server::PoolService for Pools {
                 };
                 let input = match action.action {
                     Some(L::Capacity(capacity)) => {
+                        if let Some(problem) = convert::check_pool_capacity(&capacity).first() {
+                            let refused = v1::agent_message::Message::Refused(problem.to_string());
+                            let _ = tx.send(v1::AgentMessage { message: Some(refused) });
+                            continue;
+                        }
                         In::PoolCapacity(v1::PoolCapacity { pool: pool.id.clone(), capacity: Some(capacity) })
                     }
                     Some(L::Accept(a)) => reservation_action(v1::agent_action::Action::Accept(a)),

@@ -374,12 +374,6 @@ pub fn wait_time(channel: Channel, seconds: f64) {
     metrics::histogram!(WAIT_SECONDS, LABEL_CHANNEL => channel_label(channel)).record(seconds);
 }
 
-/// Records how long the engine took for one input. On the decision path, prefer recording into
-/// a [`decision_histogram`] registered once.
-pub fn decision_time(seconds: f64) {
-    metrics::histogram!(DECISION_SECONDS).record(seconds);
-}
-
 /// The decision-time histogram's handle, to register once (after [`install`]) and record into
 /// without a lookup per decision.
 pub fn decision_histogram() -> metrics::Histogram {
@@ -447,7 +441,7 @@ mod tests {
             queue_gauges(Channel::Chat, 12, 34.5, 0.8);
             wait_time(Channel::Chat, 3.0);
             wait_time(Channel::Chat, 25.0);
-            decision_time(2e-6);
+            decision_histogram().record(2e-6);
             decision_histogram().record(3e-6);
             submit_to_offer(0.002);
             agents_by_state(AgentState::NotReady(3), 4);

@@ -66,7 +66,8 @@ impl Shard {
             .set("fetch.wait.max.ms", "5")
             // Both input topics have the same partitions: range gives a member the same
             // partition numbers of each, so it owns whole domains.
-            .set("partition.assignment.strategy", "range");
+            .set("partition.assignment.strategy", "range")
+            .set("statistics.interval.ms", "1000");
         // A replica that dies is noticed within seconds and its partitions move; 6 s is the
         // smallest session timeout Kafka brokers accept by default. Configurable.
         for (key, default) in [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")] {
@@ -74,8 +75,13 @@ impl Shard {
                 config.set(key, default);
             }
         }
+        let inputs = [
+            (cluster.topic(Topic::Contacts), Topic::Contacts),
+            (cluster.topic(Topic::AgentEvents), Topic::AgentEvents),
+        ];
+        let ownership = Ownership { moves: Mutex::default(), inputs };
         let consumer: BaseConsumer<Ownership> =
-            config.create_with_context(Ownership::default()).context("creating the shard's consumer")?;
+            config.create_with_context(ownership).context("creating the shard's consumer")?;
         let inputs = [cluster.topic(Topic::Contacts), cluster.topic(Topic::AgentEvents)];
         consumer.subscribe(&inputs.iter().map(String::as_str).collect::<Vec<_>>()).context("subscribing")?;
         let producer: ThreadedProducer<DefaultProducerContext> = cluster
@@ -92,6 +98,7 @@ impl Shard {
             producer,
             reader_config: cluster.client_config(),
             owner: replica_id(),
+            decision_time: crate::metrics::decision_histogram(),
             decisions_topic: cluster.topic(Topic::Decisions),
             dead_letters_topic: cluster.topic(Topic::DeadLetters),
             partitions: cluster.partitions,
@@ -127,13 +134,29 @@ impl Drop for Shard {
 }
 
 /// Partition moves the consumer group made, collected in its rebalance callback and acted on
-/// by the shard loop.
-#[derive(Default)]
+/// by the shard loop; and the consumer's lag, from its statistics.
 struct Ownership {
     moves: Mutex<Vec<(i32, bool)>>,
+    /// The input topics' names, for the lag metric.
+    inputs: [(String, Topic); 2],
 }
 
-impl ClientContext for Ownership {}
+impl ClientContext for Ownership {
+    /// Consumer lag per input topic: records on the partitions this consumer reads that it has
+    /// not yet handed to the shard (no ids as labels: summed over partitions).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (name, topic) in &self.inputs {
+            let Some(stats) = statistics.topics.get(name) else { continue };
+            let lag: i64 = stats
+                .partitions
+                .values()
+                .filter(|p| p.partition >= 0 && p.app_offset >= 0)
+                .map(|p| (p.hi_offset - p.app_offset).max(0))
+                .sum();
+            crate::metrics::kafka_consumer_lag(*topic, lag as u64);
+        }
+    }
+}
 
 impl ConsumerContext for Ownership {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -157,6 +180,8 @@ struct Worker {
     reader_config: ClientConfig,
     /// This replica's id in the records it writes.
     owner: String,
+    /// The decision-time histogram, registered once (no lookup per input).
+    decision_time: metrics::Histogram,
     decisions_topic: String,
     dead_letters_topic: String,
     partitions: i32,
@@ -353,7 +378,7 @@ impl Worker {
         let domain = self.domains.get_mut(&partition).expect("recovered above");
         let started = std::time::Instant::now();
         let applied = domain.apply_input(now, &input, &mut out);
-        crate::metrics::decision_time(started.elapsed().as_secs_f64());
+        self.decision_time.record(started.elapsed().as_secs_f64());
         match applied {
             Ok(()) => {
                 observe(domain, &out);

@@ -34,6 +34,11 @@ async fn a_contact_is_offered_to_the_qualified_agent_who_accepts_and_completes_i
         }
     }
 
+    // A malformed action is refused on the stream, which stays open.
+    actions.send(action(A::NotReady(v1::NotReady { reason: 70_000 }))).unwrap();
+    let v1::agent_message::Message::Refused(reason) = next(&mut desk).await else { panic!("a refusal") };
+    assert!(reason.contains("not_ready.reason"), "{reason}");
+
     // A contact nobody can serve waits; the one she can serve is offered to her.
     let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
     let waiting = contacts

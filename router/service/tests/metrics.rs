@@ -24,7 +24,7 @@ async fn metrics_carry_the_documented_series_without_ids() {
             .unwrap();
         wait_for_state(&mut contacts, id, v1::ContactState::Queued).await;
     }
-    tokio::time::sleep(Duration::from_millis(1_100)).await; // gauges refresh every second
+    tokio::time::sleep(Duration::from_millis(2_100)).await; // gauges and lag refresh every second
     let metrics = http_get(server.admin_addr, "/metrics").await;
     for series in [
         "vuoro_contacts_received_total{channel=\"voice\"} 2",
@@ -34,6 +34,7 @@ async fn metrics_carry_the_documented_series_without_ids() {
         "vuoro_decision_seconds_bucket{le=",
         "vuoro_recovery_seconds_bucket{le=",
         "# TYPE vuoro_decision_seconds histogram",
+        "vuoro_kafka_consumer_lag_records{topic=\"contacts\"} 0",
     ] {
         assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
     }
