@@ -6,7 +6,7 @@ use crate::hours::OpeningHours;
 use crate::ids::{Channel, Languages, Millis, PoolId, ProviderId, Segment, SkillLevel, TenantId};
 
 /// How the agent for a contact is chosen among the qualified agents with room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Strategy {
     /// The agent whose workload changed least recently (last offer or last release) goes first.
     #[default]
@@ -22,7 +22,7 @@ pub enum Strategy {
 
 /// One step of the "bullseye": what widens once a contact has waited `after` since it became
 /// routable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RelaxStep {
     /// Wait (since the contact became routable) after which the step applies.
     pub after: Millis,
@@ -31,7 +31,7 @@ pub struct RelaxStep {
 }
 
 /// What a relaxation step widens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RelaxAction {
     /// Stop requiring the contact's preferred skills. Preferred skills are required only while
     /// a policy has this step and it has not yet fired.
@@ -43,7 +43,7 @@ pub enum RelaxAction {
 }
 
 /// When contacts overflow from in-house pools to outsourced pools.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct OverflowPolicy {
     /// Overflow a contact that has waited this long.
     pub after_wait: Option<Millis>,
@@ -59,7 +59,7 @@ pub struct OverflowPolicy {
 }
 
 /// How one tenant routes one channel.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChannelPolicy {
     /// Service-level target: answered within this wait…
     pub service_level_threshold: Millis,
@@ -103,7 +103,7 @@ impl Default for ChannelPolicy {
 }
 
 /// A tenant's routing policy.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct TenantPolicy {
     /// The tenant.
     pub tenant: TenantId,
@@ -121,7 +121,7 @@ impl TenantPolicy {
 }
 
 /// Who runs a pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PoolKind {
     /// The tenant's own agents.
     InHouse,
@@ -130,7 +130,7 @@ pub enum PoolKind {
 }
 
 /// How the router hands work to a pool.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PoolMode {
     /// The router picks the agent.
     AgentLevel,
@@ -145,7 +145,7 @@ pub enum PoolMode {
 }
 
 /// A pool of agents.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolConfig {
     /// The pool.
     pub id: PoolId,
@@ -166,7 +166,7 @@ pub struct PoolConfig {
 /// A contact on channel `c` fits when fewer than `per_channel[c]` of that channel are held and
 /// the units in use plus `weight[c]` stay within `total`: "1 voice, or up to 3 chats and 2
 /// emails" is `per_channel = [1, 2, 0, 3]`, `weight = [6, 1, 1, 2]`, `total = 6`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Capacity {
     /// Maximum contacts per channel, indexed by [`Channel::index`].
     pub per_channel: [u16; Channel::COUNT],
@@ -191,7 +191,7 @@ impl Capacity {
 }
 
 /// An agent's routing profile.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AgentConfig {
     /// The agent.
     pub id: crate::ids::AgentId,

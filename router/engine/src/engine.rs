@@ -20,7 +20,7 @@ use crate::stats::{StatsBook, StatsReader};
 use crate::timers::{TimerKind, Timers};
 
 /// Engine-wide settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
     /// How often queue positions and estimated waits are refreshed; 0 turns refreshes off.
     pub status_interval: Millis,
@@ -36,13 +36,14 @@ impl Default for EngineConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Presence {
     Offline,
     Ready,
     NotReady(u16),
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Tenant {
     pub id: TenantId,
     pub policy: Option<TenantPolicy>,
@@ -59,6 +60,7 @@ pub(crate) struct Tenant {
     pub waiting: [u32; Channel::COUNT],
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Pool {
     pub config: PoolConfig,
     pub tenant: u32,
@@ -80,6 +82,7 @@ impl Pool {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Agent {
     pub external: AgentId,
     pub target: Target,
@@ -145,7 +148,7 @@ impl Agent {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ContactState {
     Scheduled,
     Queued,
@@ -153,6 +156,7 @@ pub(crate) enum ContactState {
     Accepted(u32),
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Contact {
     pub external: ContactId,
     pub tenant: u32,
@@ -199,13 +203,14 @@ impl Contact {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReservationState {
     Offered,
     Accepted,
     WrapUp,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Reservation {
     pub contact: u32,
     /// Capacity units it holds (the channel's weight when offered).
@@ -219,6 +224,7 @@ pub(crate) struct Reservation {
 }
 
 /// The routing engine. See the crate README for its exact semantics.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) now: Millis,
@@ -250,9 +256,12 @@ pub struct Engine {
     /// Source of contacts' arrival sequence.
     pub(crate) seq: u64,
     pub(crate) stats: StatsBook,
+    #[serde(skip)]
     pub(crate) shared_stats: StatsReader,
     /// Reused buffer for status refreshes.
+    #[serde(skip)]
     pub(crate) order_scratch: Vec<crate::queue::Waiting>,
+    #[serde(skip)]
     pub(crate) scratch: Vec<u32>,
 }
 

@@ -7,7 +7,7 @@ use crate::ids::{
 };
 
 /// Up to [`MAX_CONTACT_SKILLS`] skills with levels, stored inline so a contact never allocates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct SkillList {
     items: [SkillLevel; MAX_CONTACT_SKILLS],
     len: u8,
@@ -145,7 +145,7 @@ pub enum Input {
 }
 
 /// Where an offer goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
     /// An agent of an agent-level pool.
     Agent(AgentId),
@@ -154,7 +154,7 @@ pub enum Target {
 }
 
 /// An agent's state as the platform sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AgentState {
     /// Logged out.
     Offline,

@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use crate::ids::Millis;
 
 /// A half-open window `[start, end)` in minutes after local midnight (0–1440).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Window {
     /// First open minute.
     pub start: u16,
@@ -15,7 +15,7 @@ pub struct Window {
 }
 
 /// When a pool is open: windows per weekday (Monday first) in the pool's time zone.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OpeningHours {
     /// The pool's time zone.
     pub tz: Tz,

@@ -13,7 +13,7 @@ pub type Millis = u64;
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
         pub struct $name(pub $inner);
 
         impl fmt::Display for $name {
@@ -68,7 +68,7 @@ pub const MAX_LEVEL: u8 = 5;
 pub const MAX_CONTACT_SKILLS: usize = 8;
 
 /// The channel a contact arrived through; each has its own capacity limits and policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Channel {
     /// A phone call (Vuoro handles callbacks: the agent calls the customer).
     Voice = 0,
@@ -94,7 +94,7 @@ impl Channel {
 }
 
 /// Who the customer is to the company; the policy may lift priority per segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Segment {
     /// First contact.
     #[default]
@@ -111,7 +111,7 @@ impl Segment {
 }
 
 /// A skill with a level: an agent's proficiency, or a contact's minimum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SkillLevel {
     /// The skill.
     pub skill: SkillId,
@@ -127,7 +127,7 @@ impl SkillLevel {
 }
 
 /// A set of languages, as a bitset over [`LanguageId`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Languages(pub u64);
 
 impl Languages {

@@ -13,6 +13,7 @@ pub mod ids;
 mod queue;
 mod routing;
 mod slab;
+pub mod snapshot;
 pub mod stats;
 mod timers;
 
@@ -29,4 +30,5 @@ pub use ids::{
     AgentId, Channel, ContactId, LanguageId, Languages, Millis, PoolId, ProviderId, ReservationId, Segment,
     SkillId, SkillLevel, TenantId,
 };
+pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 pub use stats::{StatsReader, StatsSnapshot};

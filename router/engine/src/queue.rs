@@ -10,7 +10,7 @@ use crate::ids::{Channel, LanguageId, MAX_CONTACT_SKILLS, SkillLevel};
 use crate::slab::NIL;
 
 /// Which pool kinds a contact may go to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Scope {
     InHouse,
     Any,
@@ -18,7 +18,7 @@ pub(crate) enum Scope {
 }
 
 /// What a group's contacts need. Contacts with equal keys are served by the same agents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct GroupKey {
     pub tenant: u32,
     pub channel: Channel,
@@ -41,7 +41,7 @@ impl GroupKey {
 pub(crate) type ContactKey = (i64, u64);
 
 /// An agent's membership in a group's lists.
-#[derive(Clone, Copy, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug)]
 pub(crate) struct Node {
     pub agent: u32,
     pub prev: u32,
@@ -55,13 +55,14 @@ pub(crate) struct Node {
     pub proficiency: u8,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug)]
 pub(crate) struct Bucket {
     pub head: u32,
     pub tail: u32,
 }
 
 /// A requirement group.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Group {
     pub key: GroupKey,
     /// How the tenant picks agents on this channel.
@@ -195,7 +196,7 @@ pub(crate) fn unlink(nodes: &mut [Node], group: &mut Group, node: u32) {
 
 /// A waiting contact in a group's heap: its key is kept inline so ordering and position
 /// counting scan contiguous memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Waiting {
     pub key: ContactKey,
     pub contact: u32,
@@ -205,7 +206,7 @@ pub(crate) struct Waiting {
 
 /// A group's hot summary, kept in a dense array so a freed agent compares the heads of all
 /// its groups within a few cache lines.
-#[derive(Clone, Copy, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug)]
 pub(crate) struct Head {
     /// The best waiting contact.
     pub top: Option<Waiting>,
@@ -213,13 +214,14 @@ pub(crate) struct Head {
 }
 
 /// An agent's membership in a group, with its list node.
-#[derive(Clone, Copy, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug)]
 pub(crate) struct Membership {
     pub group: u32,
     pub node: u32,
 }
 
 /// Each contact slot's place in its group's heap, in one dense array.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct HeapSlots(pub Vec<u32>);
 
 impl HeapPositions for HeapSlots {

@@ -4,11 +4,13 @@
 /// Marks "no slot" in intrusive links.
 pub(crate) const NIL: u32 = u32::MAX;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Slot<T> {
     generation: u32,
     value: Option<T>,

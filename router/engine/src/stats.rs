@@ -18,7 +18,7 @@ pub const WINDOW_BUCKET: Millis = 60_000;
 /// Buckets in the sliding window (so the window is 15 minutes).
 pub const WINDOW_BUCKETS: usize = 15;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Bucket {
     minute: u64,
     answered: u32,
@@ -28,7 +28,7 @@ struct Bucket {
     wait_sum: Millis,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
 struct QueueBook {
     threshold: Millis,
     target_pct: u8,
@@ -54,7 +54,7 @@ impl QueueBook {
 }
 
 /// The engine's running counters, indexed by dense tenant.
-#[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 pub(crate) struct StatsBook {
     tenants: Vec<(TenantId, [QueueBook; Channel::COUNT])>,
 }

@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use crate::ids::Millis;
 
 /// What a timer does when it fires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKind {
     /// An offer's deadline.
     OfferDeadline { reservation: u32, generation: u32 },
@@ -36,20 +36,21 @@ pub(crate) enum TimerKind {
     Lane(u32),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
     at: Millis,
     seq: u64,
     kind: TimerKind,
 }
 
-#[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Lane {
     timers: VecDeque<Timer>,
     /// Whether its head has an entry in the heap.
     in_heap: bool,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Timer>>,
     lanes: Vec<Lane>,
