@@ -1,0 +1,190 @@
+"""Helpers of scripts/check-helm.sh: take a `helm template` output apart, and check that every
+metric the alert rules and the dashboard use is one a live router exports.
+
+    chart_check.py split RENDERED OUTDIR
+        Writes OUTDIR/builtin.yaml (the objects of Kubernetes' own API), OUTDIR/crds.json (the
+        Prometheus Operator's objects), OUTDIR/router.toml (the router's config file from its
+        ConfigMap), and, when rendered, OUTDIR/rules.yaml (the PrometheusRule's groups),
+        OUTDIR/dashboard.json (the dashboard ConfigMap's JSON), OUTDIR/topics.sh and
+        OUTDIR/topics.env (the topics Job's script and environment).
+
+    chart_check.py compare-metrics SCRAPE RULES DASHBOARD [--extra-expr EXPR ...]
+        Fails, naming each, if a metric used in the rules or the dashboard (or in an extra
+        expression) is not in the /metrics scrape, or is used as the wrong kind of series.
+
+Needs PyYAML only.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+# Kinds that Kubernetes' own schemas do not cover; validated against the operator's models.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+# Series Prometheus makes itself for every target, not the router.
+PROMETHEUS_SERIES = {"up"}
+
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def fail(message):
+    print(f"chart_check: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def split(rendered, outdir):
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    docs = [d for d in yaml.safe_load_all(Path(rendered).read_text()) if d]
+    builtin = [d for d in docs if d.get("kind") not in CRD_KINDS]
+    crds = [d for d in docs if d.get("kind") in CRD_KINDS]
+    (outdir / "builtin.yaml").write_text(yaml.safe_dump_all(builtin, sort_keys=False))
+    (outdir / "crds.json").write_text(json.dumps(crds, indent=1))
+
+    def labelled(kind, component):
+        return [
+            d
+            for d in docs
+            if d.get("kind") == kind
+            and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+        ]
+
+    routers = [d for d in labelled("ConfigMap", "router") if "vuoro.toml" in d.get("data", {})]
+    if len(routers) != 1:
+        fail(f"{rendered}: expected one router ConfigMap with vuoro.toml, found {len(routers)}")
+    (outdir / "router.toml").write_text(routers[0]["data"]["vuoro.toml"])
+
+    rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
+    if rules:
+        groups = [g for r in rules for g in r["spec"]["groups"]]
+        (outdir / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+
+    dashboards = [
+        d for d in docs if d.get("kind") == "ConfigMap" and "vuoro.json" in d.get("data", {})
+    ]
+    if dashboards:
+        try:
+            dashboard = json.loads(dashboards[0]["data"]["vuoro.json"])
+        except json.JSONDecodeError as error:
+            fail(f"the dashboard ConfigMap holds no valid JSON: {error}")
+        (outdir / "dashboard.json").write_text(json.dumps(dashboard, indent=1))
+
+    jobs = labelled("Job", "topics")
+    if jobs:
+        container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
+        (outdir / "topics.sh").write_text(container["args"][0])
+        env = [f"{e['name']}={e['value']}" for e in container["env"] if "value" in e]
+        (outdir / "topics.env").write_text("\n".join(env) + "\n")
+
+    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+    print(f"{rendered}: {len(docs)} objects: {', '.join(kinds)}")
+
+
+def scrape_families(text):
+    """Metric families of a Prometheus text scrape: name -> type."""
+    families = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(maxsplit=3)
+            families[name] = kind
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+            if not any(name == f or name.startswith(f) for f in families):
+                families[name] = "untyped"
+    return families
+
+
+def expressions(rules_path, dashboard_path):
+    """(where, PromQL) for every rule and every dashboard query and variable."""
+    found = []
+    rules = yaml.safe_load(Path(rules_path).read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            found.append((f"rule {rule.get('alert') or rule.get('record')}", rule["expr"]))
+    dashboard = json.loads(Path(dashboard_path).read_text())
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets", []):
+            found.append((f"panel {panel['title']!r}", target["expr"]))
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") == "query":
+            query = variable["query"]
+            found.append((f"variable {variable['name']}", query if isinstance(query, str) else query["query"]))
+    return found
+
+
+def metric_names(expr):
+    """Metric names an expression selects (vuoro_* and Prometheus' own), quoted strings removed."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    names = set(re.findall(r"(?<![\w:])vuoro_[a-zA-Z0-9_]*", bare))
+    names |= {n for n in PROMETHEUS_SERIES if re.search(rf"(?<![\w:]){n}\s*{{", bare)}
+    return names, bare
+
+
+def kind_of(name, families):
+    """The family type a used name belongs to, or None if the scrape does not have it."""
+    if name in families:
+        return families[name]
+    for suffix in HISTOGRAM_SUFFIXES:
+        base = name[: -len(suffix)]
+        if name.endswith(suffix) and families.get(base) == "histogram":
+            return "histogram" + suffix
+    return None
+
+
+def compare_metrics(scrape, rules, dashboard, extra):
+    families = scrape_families(Path(scrape).read_text())
+    exprs = expressions(rules, dashboard) + [("extra expression", e) for e in extra]
+    problems, used = [], set()
+    for where, expr in exprs:
+        names, bare = metric_names(expr)
+        for name in sorted(names):
+            used.add(name)
+            if name in PROMETHEUS_SERIES:
+                continue
+            kind = kind_of(name, families)
+            if kind is None:
+                problems.append(f"{where}: {name} is not exported by the router")
+            elif kind == "histogram":
+                problems.append(f"{where}: {name} is a histogram; use its _bucket, _sum or _count")
+        for function, name in re.findall(r"\b(rate|irate|increase)\s*\(\s*(vuoro_[a-zA-Z0-9_]*)", bare):
+            kind = kind_of(name, families)
+            if kind not in (None, "counter", "histogram_bucket", "histogram_sum", "histogram_count"):
+                problems.append(f"{where}: {function}() of {name}, a {kind}, not a counter")
+        for name in re.findall(r"histogram_quantile\s*\((?:(?!vuoro_).)*?(vuoro_[a-zA-Z0-9_]*)", bare, re.DOTALL):
+            if kind_of(name, families) != "histogram_bucket":
+                problems.append(f"{where}: histogram_quantile over {name}, not a histogram's _bucket")
+    vuoro_families = {f for f in families if f.startswith("vuoro_")}
+    used_families = {f for f in vuoro_families if any(n == f or n.startswith(f + "_") for n in used)}
+    print(
+        f"{len(exprs)} expressions use {len(used)} metric names; the scrape has "
+        f"{len(vuoro_families)} vuoro families, {len(used_families)} of them used"
+    )
+    unused = sorted(vuoro_families - used_families)
+    if unused:
+        print(f"exported but used by no rule or panel: {', '.join(unused)}")
+    if problems:
+        fail("metrics used but not exported as such:\n  " + "\n  ".join(problems))
+
+
+def main(argv):
+    if len(argv) == 3 and argv[0] == "split":
+        split(argv[1], argv[2])
+    elif len(argv) >= 4 and argv[0] == "compare-metrics":
+        extra, rest = [], argv[4:]
+        while rest:
+            if rest[0] != "--extra-expr" or len(rest) < 2:
+                fail(f"unexpected arguments {rest}")
+            extra.append(rest[1])
+            rest = rest[2:]
+        compare_metrics(argv[1], argv[2], argv[3], extra)
+    else:
+        fail(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
