@@ -111,7 +111,9 @@ impl Segment {
 }
 
 /// A skill with a level: an agent's proficiency, or a contact's minimum.
-#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default,
+)]
 pub struct SkillLevel {
     /// The skill.
     pub skill: SkillId,

@@ -102,6 +102,12 @@ impl Registry {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The last record of `partition`'s decision log read here that took effect: a snapshot
+    /// of the owner's state after a record is written only once the record is admitted here.
+    pub fn admitted(&self, partition: i32) -> EpochGate {
+        self.lock().gates.get(&partition).copied().unwrap_or_default()
+    }
+
     /// Applies one record of partition `partition`; `false` when it is void or a repeat.
     pub fn apply(&self, partition: i32, record: &v1::DecisionRecord) -> bool {
         let mut state = self.lock();

@@ -20,7 +20,7 @@ use vuoro_engine::{AgentId, ContactId, LanguageId, PoolId, ProviderId, SkillId, 
 use crate::convert::ConvertError;
 
 /// Names interned in call order: the n-th new name gets index n.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Interner {
     index: HashMap<Box<str>, usize>,
     names: Vec<Box<str>>,
@@ -55,7 +55,7 @@ impl Interner {
 ///
 /// Tenant, agent, pool, provider and contact ids start at 1; skill and language ids start at 0
 /// and are bounded by the engine ([`MAX_SKILLS`], [`MAX_LANGUAGES`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Directory {
     tenants: Interner,
     agents: Interner,

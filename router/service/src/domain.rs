@@ -19,6 +19,17 @@ use vuoro_proto::v1;
 use crate::convert::{self, ConvertError};
 use crate::directory::Directory;
 
+/// Why a snapshot could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The engine's part.
+    #[error("engine state: {0}")]
+    Engine(#[from] vuoro_engine::SnapshotError),
+    /// The directory's part.
+    #[error("directory: {0}")]
+    Directory(#[from] postcard::Error),
+}
+
 /// The id of a record: partition, epoch and sequence within the epoch (deterministic, so
 /// every reader can dedupe).
 pub fn record_id(partition: i32, epoch: u64, seq: u64) -> String {
@@ -32,6 +43,11 @@ pub fn record_seq(record_id: &str) -> u64 {
 
 /// The rule that voids stale records: per partition, the newest epoch seen and the last
 /// sequence of it. Every reader of a decision log applies the same rule.
+///
+/// An epoch starts with its sequence 0 and goes on without a gap. A record of an older epoch,
+/// a repeat, or a record after a gap is void, and so is the rest of its epoch: if a record of
+/// an owner was lost on its way into the log, the owner notices the failed delivery and starts
+/// a new epoch from what the log does hold, so nobody acts on what follows the gap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EpochGate {
     /// Newest epoch seen.
@@ -41,10 +57,12 @@ pub struct EpochGate {
 }
 
 impl EpochGate {
-    /// Whether a record takes effect: `false` for a record of an older epoch, or a repeat.
+    /// Whether a record takes effect: `false` for a record of an older epoch, a repeat or a
+    /// record after a gap.
     pub fn admit(&mut self, record: &v1::DecisionRecord) -> bool {
         let seq = record_seq(&record.record_id);
-        let fresh = record.epoch > self.epoch || (record.epoch == self.epoch && seq > self.seq);
+        let fresh =
+            (record.epoch > self.epoch && seq == 0) || (record.epoch == self.epoch && seq == self.seq + 1);
         if fresh {
             *self = EpochGate { epoch: record.epoch, seq };
         }
@@ -68,6 +86,41 @@ pub struct Domain {
     pub next_offset: FxHashMap<String, i64>,
     /// This replica's id, written into its records.
     pub owner: String,
+    /// When the next snapshot is due.
+    pub pace: SnapshotPace,
+}
+
+/// When a domain's next snapshot is due: after a number of records, and not before the log
+/// has grown by the last snapshot's size, so snapshots never take more room or time than the
+/// replay they save.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotPace {
+    /// Decision-log records written since the last snapshot.
+    pub records: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Size of the last snapshot.
+    pub last_size: u64,
+    /// The slot the next snapshot goes to (owners alternate between two).
+    pub slot: u8,
+}
+
+impl SnapshotPace {
+    /// Counts a record appended to the log.
+    pub fn appended(&mut self, bytes: usize) {
+        self.records += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// Whether a snapshot is due, given the configured record interval.
+    pub fn due(&self, interval: u64) -> bool {
+        self.records >= interval && self.bytes >= self.last_size
+    }
+
+    /// Starts counting again after a snapshot of `size` bytes went to the current slot.
+    pub fn taken(&mut self, size: usize) {
+        *self = SnapshotPace { records: 0, bytes: 0, last_size: size as u64, slot: 1 - self.slot.min(1) };
+    }
 }
 
 impl Domain {
@@ -81,7 +134,51 @@ impl Domain {
             gate: EpochGate::default(),
             next_offset: FxHashMap::default(),
             owner: owner.to_owned(),
+            pace: SnapshotPace::default(),
         }
+    }
+
+    /// The domain's whole state after its last record, for the snapshots topic; the caller
+    /// fills in `decisions_offset` once the record has been read back from the log.
+    pub fn snapshot(&self, now: Millis) -> v1::DomainSnapshot {
+        v1::DomainSnapshot {
+            partition: self.partition,
+            epoch: self.gate.epoch,
+            seq: self.gate.seq,
+            decisions_offset: -1,
+            engine: self.engine.save(),
+            directory: postcard::to_stdvec(&self.directory).expect("the directory encodes"),
+            payloads: self.payloads.iter().map(|(id, contact)| (id.0, contact.clone())).collect(),
+            next_offset: self.next_offset.iter().map(|(topic, &offset)| (topic.clone(), offset)).collect(),
+            taken_unix_ms: now as i64,
+        }
+    }
+
+    /// The domain as a snapshot (found in `slot`) left it, owned by `owner`: its log goes on
+    /// after `snapshot.decisions_offset`. Its next snapshot goes to the other slot.
+    pub fn from_snapshot(
+        snapshot: &v1::DomainSnapshot,
+        slot: u8,
+        owner: &str,
+    ) -> Result<Domain, SnapshotError> {
+        Ok(Domain {
+            partition: snapshot.partition,
+            engine: Engine::restore(&snapshot.engine)?,
+            directory: postcard::from_bytes(&snapshot.directory)?,
+            payloads: snapshot
+                .payloads
+                .iter()
+                .map(|(&id, contact)| (ContactId(id), contact.clone()))
+                .collect(),
+            gate: EpochGate { epoch: snapshot.epoch, seq: snapshot.seq },
+            next_offset: snapshot
+                .next_offset
+                .iter()
+                .map(|(topic, &offset)| (topic.clone(), offset))
+                .collect(),
+            owner: owner.to_owned(),
+            pace: SnapshotPace { slot: 1 - slot.min(1), ..SnapshotPace::default() },
+        })
     }
 
     /// Applies an input at `now`. Inputs that are not for the engine (ratings) change nothing;
@@ -209,6 +306,9 @@ mod tests {
         assert!(!gate.admit(&record(1, 3)), "the zombie's record after the new epoch is void");
         assert!(gate.admit(&record(2, 1)));
         assert!(!gate.admit(&record(2, 0)), "an epoch starts once");
+        assert!(!gate.admit(&record(2, 3)), "a record after a gap (2-2 was lost)");
+        assert!(!gate.admit(&record(3, 1)), "an epoch whose start was lost");
+        assert!(gate.admit(&record(3, 0)), "the owner's next epoch");
     }
 
     fn submit(id: &str) -> v1::RouterInput {

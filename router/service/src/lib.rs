@@ -18,3 +18,4 @@ pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod shard;
+pub mod snapshots;

@@ -125,7 +125,7 @@ impl Server {
             );
         }
         let registry = Arc::new(Registry::default());
-        let shard = Arc::new(std::sync::Mutex::new(Shard::start(&cluster, config.status_interval_ms)?));
+        let shard = Arc::new(std::sync::Mutex::new(Shard::start(&cluster, config, Arc::clone(&registry))?));
         let delivery = Delivery::start(&cluster, Arc::clone(&registry))?;
         let gateway = Gateway::new(&cluster, registry, Arc::clone(&shard))?;
 

@@ -9,6 +9,12 @@
 //! applies each input exactly once, by its offset, whatever the group's committed offsets say.
 //! When the group takes a partition away, it drops the domain.
 //!
+//! Every so often it snapshots a domain's whole state onto the compacted snapshots topic, once
+//! the record the snapshot reflects has been read back and admitted ([`crate::snapshots`]);
+//! recovery starts from the newest snapshot and replays only the log after it. When a record
+//! of its own fails to reach the log, it rebuilds that domain from the log in a new epoch, so
+//! its state never runs ahead of what everybody else reads.
+//!
 //! Other threads ask it questions (queue statistics) through a channel; it answers between
 //! inputs.
 
@@ -22,7 +28,7 @@ use prost::Message as _;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Headers;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
@@ -30,10 +36,12 @@ use tokio::sync::oneshot;
 use vuoro_engine::{Input, Millis, Output};
 use vuoro_proto::v1;
 
-use crate::config::Topic;
+use crate::config::{Config, Topic};
 use crate::convert;
+use crate::delivery::Registry;
 use crate::domain::{Domain, record_seq};
 use crate::kafka::{self, Cluster};
+use crate::snapshots;
 
 /// A question for the shard.
 pub enum Query {
@@ -55,7 +63,9 @@ pub struct Shard {
 
 impl Shard {
     /// Starts the shard thread: it joins the router consumer group and routes until stopped.
-    pub fn start(cluster: &Cluster, status_interval: Millis) -> anyhow::Result<Shard> {
+    /// `registry` is this replica's reader of the decision logs: a snapshot is written once
+    /// the record it reflects is admitted there.
+    pub fn start(cluster: &Cluster, settings: &Config, registry: Arc<Registry>) -> anyhow::Result<Shard> {
         let mut config = cluster.client_config();
         config
             .set("group.id", format!("{}router", cluster.prefix))
@@ -84,12 +94,13 @@ impl Shard {
             config.create_with_context(ownership).context("creating the shard's consumer")?;
         let inputs = [cluster.topic(Topic::Contacts), cluster.topic(Topic::AgentEvents)];
         consumer.subscribe(&inputs.iter().map(String::as_str).collect::<Vec<_>>()).context("subscribing")?;
-        let producer: ThreadedProducer<DefaultProducerContext> = cluster
+        let acks = Acks { decisions_topic: cluster.topic(Topic::Decisions), ..Acks::default() };
+        let producer: ThreadedProducer<Acks> = cluster
             .client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "0")
-            .create()
+            .create_with_context(acks)
             .context("creating the shard's producer")?;
         let (queries, receiver) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -101,8 +112,12 @@ impl Shard {
             decision_time: crate::metrics::decision_histogram(),
             decisions_topic: cluster.topic(Topic::Decisions),
             dead_letters_topic: cluster.topic(Topic::DeadLetters),
+            snapshots_topic: cluster.topic(Topic::Snapshots),
             partitions: cluster.partitions,
-            status_interval,
+            status_interval: settings.status_interval_ms,
+            snapshot_interval: settings.snapshot_interval_records,
+            registry,
+            pending: FxHashMap::default(),
             domains: FxHashMap::default(),
             queries: receiver,
             stop: Arc::clone(&stop),
@@ -173,9 +188,60 @@ impl ConsumerContext for Ownership {
     }
 }
 
+/// What became of the shard's records: the offsets of those a snapshot waits for, and the
+/// partitions whose decision records failed to reach the log.
+#[derive(Default)]
+struct Acks {
+    decisions_topic: String,
+    delivered: Mutex<Vec<(i32, i64, String)>>,
+    failed: Mutex<Vec<i32>>,
+}
+
+/// The delivery opaque of a record a snapshot waits for (others carry 0).
+const SNAPSHOT_POINT: usize = 1;
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        match result {
+            Ok(message) if opaque == SNAPSHOT_POINT => {
+                let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                lock(&self.delivered).push((message.partition(), message.offset(), key));
+            }
+            Ok(_) => {}
+            Err((error, message)) => {
+                tracing::error!(%error, topic = message.topic(), partition = message.partition(), "a record did not reach Kafka");
+                crate::metrics::kafka_produce_error();
+                if message.topic() == self.decisions_topic {
+                    lock(&self.failed).push(message.partition());
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A snapshot taken after one of the shard's records, waiting for the record to be
+/// acknowledged (its offset) and read back (admitted by the epoch rule).
+struct PendingSnapshot {
+    snapshot: v1::DomainSnapshot,
+    record_id: String,
+    slot: u8,
+    since: std::time::Instant,
+}
+
+/// How long a snapshot may wait for its record before it is given up.
+const SNAPSHOT_PATIENCE: Duration = Duration::from_secs(60);
+
 struct Worker {
     consumer: BaseConsumer<Ownership>,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<Acks>,
     /// Settings for the reader that replays a decision log.
     reader_config: ClientConfig,
     /// This replica's id in the records it writes.
@@ -184,8 +250,15 @@ struct Worker {
     decision_time: metrics::Histogram,
     decisions_topic: String,
     dead_letters_topic: String,
+    snapshots_topic: String,
     partitions: i32,
     status_interval: Millis,
+    /// Decision-log records between snapshots of a domain (at least).
+    snapshot_interval: u64,
+    /// This replica's reader of the decision logs.
+    registry: Arc<Registry>,
+    /// Per partition, the snapshot waiting for its record.
+    pending: FxHashMap<i32, PendingSnapshot>,
     domains: FxHashMap<i32, Domain>,
     queries: std::sync::mpsc::Receiver<Query>,
     stop: Arc<AtomicBool>,
@@ -220,6 +293,8 @@ impl Worker {
             }
             self.take_moves();
             self.fire_timers();
+            self.rebuild_failed();
+            self.write_snapshots();
             if last_gauges.elapsed() >= Duration::from_secs(1) {
                 last_gauges = std::time::Instant::now();
                 self.publish_gauges();
@@ -249,22 +324,25 @@ impl Worker {
                     self.recover(partition);
                 }
             } else if self.domains.remove(&partition).is_some() {
+                self.pending.remove(&partition);
                 tracing::info!(partition, "partition moved away");
             }
         }
     }
 
-    /// Rebuilds a partition's domain from its decision log and starts a new epoch: reads the
-    /// log to its end, appends the epoch start, and goes on reading until its own epoch start
+    /// Rebuilds a partition's domain from its newest snapshot and the decision log after it,
+    /// and starts a new epoch: reads the log to its end, appends the epoch start, and goes on reading until its own epoch start
     /// comes back, so that whatever an older owner appended before it is folded in too.
     fn recover(&mut self, partition: i32) {
         let started = std::time::Instant::now();
         loop {
             match self.try_recover(partition) {
-                Ok(domain) => {
+                Ok((domain, snapshot_offset, replayed)) => {
                     tracing::info!(
                         partition,
                         epoch = domain.gate.epoch,
+                        snapshot_offset,
+                        replayed,
                         contacts = domain.engine.contact_count(),
                         agents = domain.engine.agent_count(),
                         seconds = started.elapsed().as_secs_f64(),
@@ -290,7 +368,18 @@ impl Worker {
         }
     }
 
-    fn try_recover(&mut self, partition: i32) -> anyhow::Result<Domain> {
+    /// The recovered domain, the decision-log offset of the snapshot it started from (-1: none)
+    /// and how many log records it replayed after it.
+    fn try_recover(&mut self, partition: i32) -> anyhow::Result<(Domain, i64, u64)> {
+        let (mut domain, snapshot_offset) =
+            match snapshots::latest(&self.reader_config, &self.snapshots_topic, partition)? {
+                Some((snapshot, slot)) => {
+                    let domain = Domain::from_snapshot(&snapshot, slot, &self.owner)
+                        .with_context(|| format!("loading the snapshot of partition {partition}"))?;
+                    (domain, snapshot.decisions_offset)
+                }
+                None => (Domain::new(partition, self.status_interval, &self.owner), -1),
+            };
         let reader: BaseConsumer = self
             .reader_config
             .clone()
@@ -299,13 +388,13 @@ impl Worker {
             .create()
             .context("creating the log reader")?;
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&self.decisions_topic, partition, Offset::Beginning)?;
+        let mut next = snapshot_offset + 1;
+        assignment.add_partition_offset(&self.decisions_topic, partition, Offset::Offset(next))?;
         reader.assign(&assignment)?;
         let (_, end) = reader.fetch_watermarks(&self.decisions_topic, partition, Duration::from_secs(10))?;
-        let mut domain = Domain::new(partition, self.status_interval, &self.owner);
         let mut out = Vec::new();
         let mut fence: Option<String> = None;
-        let mut next = 0;
+        let mut replayed = 0;
         loop {
             if fence.is_none() && next >= end {
                 let start = domain.epoch_start(now_ms(), &self.owner);
@@ -329,6 +418,7 @@ impl Worker {
             let record = v1::DecisionRecord::decode(message.payload().unwrap_or_default())
                 .with_context(|| format!("decision record at offset {}", message.offset()))?;
             domain.replay(&record, &mut out);
+            replayed += 1;
             if fence.as_deref() == Some(record.record_id.as_str()) {
                 // The first epoch start of this number wins; a rival's means ours is void.
                 anyhow::ensure!(
@@ -337,7 +427,7 @@ impl Worker {
                     record.owner,
                     record.epoch
                 );
-                return Ok(domain);
+                return Ok((domain, snapshot_offset, replayed));
             }
         }
     }
@@ -425,10 +515,86 @@ impl Worker {
         }
     }
 
-    /// Appends a record to the partition's decision log.
-    fn append(&self, partition: i32, record: &v1::DecisionRecord, correlation: &str) {
+    /// Appends a record to the partition's decision log; when the domain is due a snapshot,
+    /// takes it now (the state after this record) to be written once the record is read back.
+    fn append(&mut self, partition: i32, record: &v1::DecisionRecord, correlation: &str) {
         debug_assert!(record_seq(&record.record_id) > 0, "epoch starts go out in recovery");
-        self.send(&self.decisions_topic, partition, &record.record_id, &record.encode_to_vec(), correlation);
+        let payload = record.encode_to_vec();
+        let mut opaque = 0;
+        if let Some(domain) = self.domains.get_mut(&partition) {
+            domain.pace.appended(payload.len());
+            if !self.pending.contains_key(&partition) && domain.pace.due(self.snapshot_interval) {
+                let snapshot = domain.snapshot(record.at_unix_ms.max(0) as Millis);
+                let slot = domain.pace.slot;
+                domain.pace.taken(snapshot.encoded_len());
+                let since = std::time::Instant::now();
+                let record_id = record.record_id.clone();
+                self.pending.insert(partition, PendingSnapshot { snapshot, record_id, slot, since });
+                opaque = SNAPSHOT_POINT;
+            }
+        }
+        let record = BaseRecord::with_opaque_to(&self.decisions_topic, opaque)
+            .partition(partition)
+            .key(record.record_id.as_str())
+            .payload(payload.as_slice())
+            .headers(kafka::headers(correlation));
+        self.send_record(record);
+    }
+
+    /// Writes each pending snapshot whose record is acknowledged and admitted by this
+    /// replica's reader of the log; gives up one whose record was voided by a newer owner.
+    fn write_snapshots(&mut self) {
+        for (partition, offset, key) in std::mem::take(&mut *lock(&self.producer.context().delivered)) {
+            if let Some(pending) = self.pending.get_mut(&partition)
+                && pending.record_id == key
+            {
+                pending.snapshot.decisions_offset = offset;
+            }
+        }
+        let mut done = Vec::new();
+        for (&partition, pending) in &self.pending {
+            let (epoch, seq) = (pending.snapshot.epoch, pending.snapshot.seq);
+            let admitted = self.registry.admitted(partition);
+            if pending.snapshot.decisions_offset >= 0 && admitted.epoch == epoch && admitted.seq >= seq {
+                done.push(partition);
+            } else if admitted.epoch > epoch || pending.since.elapsed() > SNAPSHOT_PATIENCE {
+                tracing::warn!(partition, epoch, seq, newer_epoch = admitted.epoch, "snapshot given up");
+                done.push(partition);
+                continue;
+            } else {
+                continue;
+            }
+            let chunks = snapshots::chunks(&pending.snapshot, pending.slot);
+            for (key, chunk) in &chunks {
+                let payload = chunk.encode_to_vec();
+                let record = BaseRecord::with_opaque_to(&self.snapshots_topic, 0)
+                    .partition(partition)
+                    .key(key.as_str())
+                    .payload(payload.as_slice())
+                    .headers(kafka::headers(&chunk.snapshot_id));
+                self.send_record(record);
+            }
+            tracing::debug!(partition, epoch, seq, chunks = chunks.len(), "snapshot written");
+        }
+        for partition in done {
+            self.pending.remove(&partition);
+        }
+    }
+
+    /// Rebuilds, in a new epoch, every domain one of whose decision records failed to reach
+    /// the log: the records after the gap are void for every reader, so the domain goes back
+    /// to what the log holds and applies the inputs after it again.
+    fn rebuild_failed(&mut self) {
+        let mut failed = std::mem::take(&mut *lock(&self.producer.context().failed));
+        failed.sort_unstable();
+        failed.dedup();
+        for partition in failed {
+            if self.domains.remove(&partition).is_some() {
+                self.pending.remove(&partition);
+                tracing::warn!(partition, "a decision record was lost: rebuilding the domain from its log");
+                self.recover(partition);
+            }
+        }
     }
 
     fn dead_letter(&mut self, message: &rdkafka::message::OwnedMessage, reason: &str) {
@@ -437,7 +603,7 @@ impl Worker {
             .insert(rdkafka::message::Header { key: "vuoro-reason", value: Some(reason) })
             .insert(rdkafka::message::Header { key: "vuoro-source-topic", value: Some(message.topic()) });
         let key = message.key().unwrap_or_default().to_vec();
-        let record = BaseRecord::to(&self.dead_letters_topic)
+        let record = BaseRecord::with_opaque_to(&self.dead_letters_topic, 0)
             .partition(message.partition())
             .key(&key)
             .payload(message.payload().unwrap_or_default())
@@ -446,7 +612,7 @@ impl Worker {
     }
 
     fn send(&self, topic: &str, partition: i32, key: &str, payload: &[u8], correlation: &str) {
-        let record = BaseRecord::to(topic)
+        let record = BaseRecord::with_opaque_to(topic, 0)
             .partition(partition)
             .key(key)
             .payload(payload)
@@ -455,7 +621,7 @@ impl Worker {
     }
 
     /// Hands a record to the producer, waiting while its queue is full.
-    fn send_record<K: rdkafka::message::ToBytes + ?Sized>(&self, mut record: BaseRecord<'_, K, [u8]>) {
+    fn send_record<K: rdkafka::message::ToBytes + ?Sized>(&self, mut record: BaseRecord<'_, K, [u8], usize>) {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,

@@ -142,3 +142,46 @@ pub async fn wait_for_state(
         .await
         .unwrap_or_else(|_| panic!("contact {id} did not reach {state:?} within 30 s"))
 }
+
+/// An agent desktop: the actions it sends and the messages it gets.
+pub struct Desk {
+    pub actions: tokio::sync::mpsc::UnboundedSender<v1::AgentAction>,
+    pub messages: tonic::Streaming<v1::AgentMessage>,
+}
+
+impl Desk {
+    /// Connects `agent` of tenant acme, logs in and goes ready; returns once it is ready.
+    pub async fn ready(channel: &Channel, agent: &str) -> Desk {
+        use v1::agent_action::Action as A;
+        let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
+        let (actions, outbox) = tokio::sync::mpsc::unbounded_channel();
+        let desk_actions = actions.clone();
+        let send = |a| actions.send(v1::AgentAction { action: Some(a) }).unwrap();
+        send(A::Login(v1::Login { agent: agent.into(), tenant: "acme".into() }));
+        send(A::Ready(v1::Ready {}));
+        let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(outbox);
+        let mut messages = agents.connect(stream).await.unwrap().into_inner();
+        loop {
+            if let v1::agent_message::Message::State(state) = next(&mut messages).await
+                && state == v1::AgentState::Ready as i32
+            {
+                break;
+            }
+        }
+        Desk { actions: desk_actions, messages }
+    }
+
+    /// Sends an action.
+    pub fn send(&self, action: v1::agent_action::Action) {
+        self.actions.send(v1::AgentAction { action: Some(action) }).unwrap();
+    }
+
+    /// The next offer, skipping other messages.
+    pub async fn offer(&mut self) -> v1::Offer {
+        loop {
+            if let v1::agent_message::Message::Offer(offer) = next(&mut self.messages).await {
+                return offer;
+            }
+        }
+    }
+}
