@@ -182,6 +182,25 @@ for render in default production; do
         fail "$render: the rendered router config is refused:"$'\n'"$out"
     echo "$render: $out"
 done
+# librdkafka settings of every YAML type reach the file as the text librdkafka expects (Helm
+# reads numbers as floats: 1048576 must not become 1.048576e+06).
+cat >"$WORK/properties-values.yaml" <<'VALUES'
+kafka:
+  brokers: kafka-0:9092, kafka-1:9092
+  properties:
+    queue.buffering.max.kbytes: 1048576
+    socket.keepalive.enable: true
+    client.id: 'vuoro "blue" \ eu'
+VALUES
+render properties -f "$WORK/properties-values.yaml" >/dev/null
+"$BIN" serve --config "$WORK/properties/router.toml" --validate-config >/dev/null ||
+    fail "a config with librdkafka properties is refused:"$'\n'"$(cat "$WORK/properties/router.toml")"
+for expected in '"queue.buffering.max.kbytes" = "1048576"' '"socket.keepalive.enable" = "true"' \
+    '"client.id" = "vuoro \"blue\" \\ eu"'; do
+    grep -qF -- "$expected" "$WORK/properties/router.toml" ||
+        fail "a librdkafka property is not rendered as $expected:"$'\n'"$(cat "$WORK/properties/router.toml")"
+done
+echo "librdkafka properties rendered as text, whole numbers as integers"
 render weakened --set kafka.brokers=kafka:9092 --set kafka.properties.acks=1 >/dev/null
 must_fail "a rendered config with acks=1" "$BIN" serve --config "$WORK/weakened/router.toml" --validate-config
 

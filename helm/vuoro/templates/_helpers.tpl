@@ -92,6 +92,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- toJson (toString .) }}
 {{- end }}
 
+{{/* A value as librdkafka text. Helm reads every YAML number as a float, which would print
+1048576 as 1.048576e+06: whole numbers are printed as integers. */}}
+{{- define "vuoro.scalar" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
 {{/* Where the Kafka TLS Secret is mounted. */}}
 {{- define "vuoro.kafkaTlsDir" -}}
 /etc/vuoro/kafka-tls
@@ -118,7 +124,7 @@ replication_factor = {{ int .Values.kafka.replicationFactor }}
 {{- if $properties }}
 [kafka.properties]
 {{- range $key, $value := $properties }}
-{{ include "vuoro.tomlString" $key }} = {{ include "vuoro.tomlString" $value }}
+{{ include "vuoro.tomlString" $key }} = {{ include "vuoro.tomlString" (include "vuoro.scalar" $value) }}
 {{- end }}
 {{- end }}
 {{- end }}
