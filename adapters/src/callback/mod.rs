@@ -406,14 +406,29 @@ impl Problem {
     }
 }
 
-/// One refused field and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+/// One refused field and why. Serialises as `{"field", "code", "message"}` plus the
+/// problem's details (e.g. `"max"`), ready to send back to a web form.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct FieldError {
     /// The field, as its JSON path.
     pub field: Field,
     /// What is wrong with it.
     pub problem: Problem,
+}
+
+impl Serialize for FieldError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            field: Field,
+            #[serde(flatten)]
+            problem: &'a Problem,
+            message: String,
+        }
+        View { field: self.field, problem: &self.problem, message: self.problem.to_string() }
+            .serialize(serializer)
+    }
 }
 
 /// Why a callback request was refused. None is worth retrying unchanged.

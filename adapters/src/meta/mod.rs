@@ -199,6 +199,8 @@ pub struct Skipped {
     pub message_id: Option<String>,
     /// Why.
     pub reason: SkipReason,
+    /// The listener must dead-letter it: [`SkipReason::needs_dead_letter`].
+    pub dead_letter: bool,
 }
 
 /// What one webhook body held.
@@ -321,7 +323,8 @@ pub fn normalize(settings: &MetaSettings, body: &[u8]) -> Result<WebhookBatch, M
 }
 
 fn skip(batch: &mut WebhookBatch, at: String, message_id: Option<String>, reason: SkipReason) {
-    batch.skipped.push(Skipped { at, message_id, reason });
+    let dead_letter = reason.needs_dead_letter();
+    batch.skipped.push(Skipped { at, message_id, reason, dead_letter });
 }
 
 fn messaging_entry(
