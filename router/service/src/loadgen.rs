@@ -46,6 +46,10 @@ pub struct LoadgenArgs {
     /// Tenant the run uses (its own, so it disturbs nothing else).
     #[arg(long, default_value = "loadgen")]
     pub tenant: String,
+    /// Contacts submitted per second; 0 submits as fast as the service acknowledges. Below
+    /// the service's capacity, the latencies are the pipeline's own, not a backlog's.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// Runs the load and prints the report.
@@ -141,17 +145,32 @@ pub async fn drive(channel: &Channel, args: &LoadgenArgs) -> anyhow::Result<Repo
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // desks logged in and ready
     let mut client = v1::contact_service_client::ContactServiceClient::new(channel.clone());
-    let (tenant, total) = (args.tenant.clone(), args.contacts);
+    let (tenant, total, rate) = (args.tenant.clone(), args.contacts, args.rate);
     let started = Instant::now();
-    let submissions = tokio_stream::iter(0..total).map(move |i| v1::SubmitContactRequest {
-        contact: Some(v1::Contact {
-            id: format!("load-{i}"),
-            tenant: tenant.clone(),
-            channel: v1::Channel::Chat as i32,
-            attributes: [(SENT_ATTRIBUTE.to_owned(), start.elapsed().as_nanos().to_string())].into(),
-            ..Default::default()
-        }),
+    let (submit, submissions) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        // Paced: every millisecond, the contacts due by then (each stamped as it is sent).
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let mut sent = 0;
+        while sent < total {
+            let due = if rate == 0 { total } else { (started.elapsed().as_secs_f64() * rate as f64) as u64 };
+            while sent < due.min(total) {
+                let contact = v1::Contact {
+                    id: format!("load-{sent}"),
+                    tenant: tenant.clone(),
+                    channel: v1::Channel::Chat as i32,
+                    attributes: [(SENT_ATTRIBUTE.to_owned(), start.elapsed().as_nanos().to_string())].into(),
+                    ..Default::default()
+                };
+                if submit.send(v1::SubmitContactRequest { contact: Some(contact) }).await.is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+            tick.tick().await;
+        }
     });
+    let submissions = tokio_stream::wrappers::ReceiverStream::new(submissions);
     let summary = client.submit_contacts(submissions).await?.into_inner();
     let submitted = started.elapsed();
     if !summary.errors.is_empty() {
