@@ -7,7 +7,8 @@
 #   2. validates every rendered object: Kubernetes' own kinds against the API schemas of the
 #      oldest and newest Kubernetes it supports (kubernetes-validate, strict: unknown fields
 #      are errors), ServiceMonitor and PrometheusRule against the Prometheus Operator's schemas
-#      (@kubernetes-models/prometheus-operator); each validator must also reject a broken copy;
+#      (@kubernetes-models/prometheus-operator), and that selectors, ports, volumes and
+#      references between objects resolve; each check must also reject a broken copy;
 #   3. runs the rendered router config through `vuoro serve --validate-config` (and a config
 #      that weakens Kafka's guarantees must fail it);
 #   4. runs the topics Job's script against stand-in Kafka tools;
@@ -61,8 +62,7 @@ must_fail() {
         fail "$what: accepted, but must be refused"
     fi
     local why
-    why=$(grep -m1 -iE 'error|invalid|refus|not allowed|needs' "$WORK/expected-failure.log" ||
-        tail -n 1 "$WORK/expected-failure.log")
+    why=$(grep -v -e '^[[:space:]]*$' -e 'Use --debug' "$WORK/expected-failure.log" | tail -n 1 | sed 's/^[[:space:]]*//')
     echo "refused as it should be: $what (${why:0:160})"
 }
 
@@ -150,6 +150,7 @@ for render in default production; do
         echo "$render: $(grep -c '^kind:' "$WORK/$render/builtin.yaml") objects valid against Kubernetes $version"
     done
     node "$CHART/tests/validate-crds.mjs" "$models" "$WORK/$render/crds.json"
+    "$PYTHON" "$CHART/tests/chart_check.py" wiring "$WORK/$render.yaml"
 done
 # Each validator must reject a broken copy: an unknown container field, a mistyped replica
 # count, a ServiceMonitor interval and an alert's `for` that are not durations.
@@ -176,6 +177,8 @@ must_fail "a Deployment with an unknown container field" "$venv/bin/kubernetes-v
 must_fail "a Deployment with replicas: \"two\"" "$venv/bin/kubernetes-validate" --strict --kubernetes-version 1.37.0 "$WORK/default/broken-type.yaml"
 must_fail "a ServiceMonitor and a PrometheusRule with bad durations" node "$CHART/tests/validate-crds.mjs" "$models" "$WORK/default/broken-crds.json"
 [ "$(grep -c '^ERROR' "$WORK/expected-failure.log")" = 2 ] || fail "the CRD validator did not reject both broken objects"
+sed 's/targetPort: chat$/targetPort: web-chat/' "$WORK/production.yaml" >"$WORK/miswired.yaml"
+must_fail "a Service whose target port no pod has" "$PYTHON" "$CHART/tests/chart_check.py" wiring "$WORK/miswired.yaml"
 
 step "router config (vuoro serve --validate-config)"
 nice -n 10 cargo build --release --quiet -p vuoro

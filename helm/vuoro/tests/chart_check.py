@@ -8,6 +8,11 @@ metric the alert rules and the dashboard use is one a live router exports.
         OUTDIR/dashboard.json (the dashboard ConfigMap's JSON), OUTDIR/topics.sh and
         OUTDIR/topics.env (the topics Job's script and environment).
 
+    chart_check.py wiring RENDERED
+        Fails, naming each, where rendered objects do not refer to each other correctly:
+        Services, ServiceMonitors, PodDisruptionBudgets selecting nothing, ports, volumes,
+        probes, Ingress backends or autoscaler targets that do not exist.
+
     chart_check.py compare-metrics SCRAPE RULES DASHBOARD [--extra-expr EXPR ...]
         Fails, naming each, if a metric used in the rules or the dashboard (or in an extra
         expression) is not in the /metrics scrape, or is used as the wrong kind of series.
@@ -82,6 +87,75 @@ def split(rendered, outdir):
 
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
     print(f"{rendered}: {len(docs)} objects: {', '.join(kinds)}")
+
+
+def wiring(rendered):
+    """Checks that the rendered objects refer to each other correctly: what no schema sees."""
+    docs = [d for d in yaml.safe_load_all(Path(rendered).read_text()) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    pods = {name: d["spec"]["template"] for name, d in by_kind.get("Deployment", {}).items()}
+    problems = []
+
+    def selects(selector, labels):
+        return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+    def port_names(template):
+        return {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+
+    for name, template in pods.items():
+        labels = template["metadata"]["labels"]
+        if not selects(by_kind["Deployment"][name]["spec"]["selector"]["matchLabels"], labels):
+            problems.append(f"Deployment/{name}: its selector does not match its own pods")
+        volumes = template["spec"].get("volumes", [])
+        for volume in volumes:
+            if "configMap" in volume and volume["configMap"]["name"] not in by_kind.get("ConfigMap", {}):
+                problems.append(f"Deployment/{name}: mounts missing ConfigMap {volume['configMap']['name']}")
+        for container in template["spec"]["containers"]:
+            mounted = {m["name"] for m in container.get("volumeMounts", [])}
+            if not mounted <= {v["name"] for v in volumes}:
+                problems.append(f"Deployment/{name}: mounts undeclared volumes {mounted}")
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                port = container.get(probe, {}).get("httpGet", {}).get("port")
+                if isinstance(port, str) and port not in port_names(template):
+                    problems.append(f"Deployment/{name}: {probe} on unknown port {port}")
+    for name, service in by_kind.get("Service", {}).items():
+        targets = [t for t in pods.values() if selects(service["spec"]["selector"], t["metadata"]["labels"])]
+        if not targets:
+            problems.append(f"Service/{name}: selects no pods")
+        for port in service["spec"]["ports"]:
+            target = port.get("targetPort")
+            if isinstance(target, str) and not any(target in port_names(t) for t in targets):
+                problems.append(f"Service/{name}: targetPort {target} is no container port of its pods")
+    for name, monitor in by_kind.get("ServiceMonitor", {}).items():
+        services = [
+            s for s in by_kind.get("Service", {}).values()
+            if selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {}))
+        ]
+        names = {p.get("name") for s in services for p in s["spec"]["ports"]}
+        if not services:
+            problems.append(f"ServiceMonitor/{name}: selects no Service")
+        for endpoint in monitor["spec"]["endpoints"]:
+            if endpoint["port"] not in names:
+                problems.append(f"ServiceMonitor/{name}: port {endpoint['port']} is on none of its Services")
+    for name, pdb in by_kind.get("PodDisruptionBudget", {}).items():
+        if not any(selects(pdb["spec"]["selector"]["matchLabels"], t["metadata"]["labels"]) for t in pods.values()):
+            problems.append(f"PodDisruptionBudget/{name}: selects no pods")
+    for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
+        target = hpa["spec"]["scaleTargetRef"]
+        if target["name"] not in by_kind.get(target["kind"], {}):
+            problems.append(f"HorizontalPodAutoscaler/{name}: scales missing {target['kind']}/{target['name']}")
+    for name, ingress in by_kind.get("Ingress", {}).items():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = by_kind.get("Service", {}).get(backend["name"])
+                if not service or backend["port"]["name"] not in {p["name"] for p in service["spec"]["ports"]}:
+                    problems.append(f"Ingress/{name}: {path['path']} goes to missing {backend['name']}:{backend['port']['name']}")
+    if problems:
+        fail(f"{rendered}: objects that do not fit together:\n  " + "\n  ".join(problems))
+    print(f"{rendered}: selectors, ports, volumes and references all resolve")
 
 
 def scrape_families(text):
@@ -174,6 +248,8 @@ def compare_metrics(scrape, rules, dashboard, extra):
 def main(argv):
     if len(argv) == 3 and argv[0] == "split":
         split(argv[1], argv[2])
+    elif len(argv) == 2 and argv[0] == "wiring":
+        wiring(argv[1])
     elif len(argv) >= 4 and argv[0] == "compare-metrics":
         extra, rest = [], argv[4:]
         while rest:
