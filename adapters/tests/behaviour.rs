@@ -265,3 +265,61 @@ fn meta_configuration_refuses_an_account_twice() {
     let err = MetaSettings::try_from(toml::from_str::<MetaConfig>(text).expect("parses")).unwrap_err();
     assert_eq!(err.problems, ["accounts[1].id: messenger account \"1\" configured twice"]);
 }
+
+/// The README's configuration examples are real: each parses and validates.
+#[test]
+fn the_readme_configuration_examples_are_valid() {
+    let readme = include_str!("../README.md");
+    let blocks: Vec<&str> = readme.split("```toml").skip(1).filter_map(|b| b.split("```").next()).collect();
+    assert_eq!(blocks.len(), 3, "one TOML example per channel");
+    for block in blocks {
+        let table: toml::Table = toml::from_str(block).expect("README TOML parses");
+        for (section, value) in table {
+            let text = toml::to_string(&value).expect("section");
+            match section.as_str() {
+                "callback" => {
+                    CallbackSettings::try_from(toml::from_str::<CallbackConfig>(&text).expect("callback"))
+                        .expect("valid");
+                }
+                "email" => {
+                    EmailSettings::try_from(toml::from_str::<EmailConfig>(&text).expect("email"))
+                        .expect("valid");
+                }
+                "meta" => {
+                    MetaSettings::try_from(toml::from_str::<MetaConfig>(&text).expect("meta"))
+                        .expect("valid");
+                }
+                other => panic!("unexpected README section {other}"),
+            }
+        }
+    }
+}
+
+/// The README's example payloads are accepted by the README's configuration.
+#[test]
+fn the_readme_example_payloads_are_accepted() {
+    let readme = include_str!("../README.md");
+    let section = |name: &str| -> String {
+        let block = readme
+            .split("```toml")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .find(|b| b.contains(&format!("[{name}]")));
+        let table: toml::Table = toml::from_str(block.expect("TOML example")).expect("TOML");
+        toml::to_string(&table[name]).expect("section")
+    };
+    let json: Vec<&str> = readme.split("```json").skip(1).filter_map(|b| b.split("```").next()).collect();
+    assert_eq!(json.len(), 2);
+    let callback_settings =
+        CallbackSettings::try_from(toml::from_str::<CallbackConfig>(&section("callback")).expect("config"))
+            .expect("valid");
+    let out = callback::normalize(&callback_settings, json[0].as_bytes(), at("2025-03-14T08:00:00Z"))
+        .expect("accepted");
+    assert_eq!(out.number, "+358401234567");
+    let meta_settings =
+        MetaSettings::try_from(toml::from_str::<MetaConfig>(&section("meta")).expect("config"))
+            .expect("valid");
+    let batch = meta::normalize(&meta_settings, json[1].as_bytes()).expect("accepted");
+    assert_eq!(batch.contacts.len(), 1);
+    assert_eq!(batch.contacts[0].contact.tenant, "globex");
+}
