@@ -278,7 +278,7 @@ tenant=helm-check
 # Email overflows on arrival (the whole share goes to outsourced pools); chat stays in house.
 rpc AdminService/UpsertPolicy '{"policy":{"tenant":"'$tenant'","channels":[{"channel":"CHANNEL_EMAIL","overflow":{"outsourced_split_pct":100}}]}}' >/dev/null
 rpc PoolService/UpsertPool '{"pool":{"id":"desk","tenant":"'$tenant'","kind":"POOL_KIND_IN_HOUSE"}}' >/dev/null
-rpc AgentService/UpsertAgent '{"agent":{"id":"aino","tenant":"'$tenant'","pool":"desk","capacity":{"total":1,"chat_max":1,"chat_weight":1}}}' >/dev/null
+rpc AgentService/UpsertAgent '{"agent":{"id":"aino","tenant":"'$tenant'","pool":"desk","capacity":{"total":2,"chat_max":2,"chat_weight":1}}}' >/dev/null
 mkfifo "$WORK/desk.in"
 "$venv/bin/grpcurl" -plaintext -d @ "$grpc" vuoro.v1.AgentService/Connect <"$WORK/desk.in" >"$WORK/desk.log" 2>&1 &
 PIDS+=("$!")
@@ -290,8 +290,15 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 rpc AgentService/ListAgents '{"tenant":"'$tenant'"}' | grep -q AGENT_STATE_READY || fail "the agent never became ready"
-rpc ContactService/SubmitContact '{"contact":{"id":"offered","tenant":"'$tenant'","channel":"CHANNEL_CHAT"}}' |
-    grep -q CONTACT_STATE_OFFERED || fail "a chat with a ready agent was not offered at once"
+# A chat offered within the call (the submit-to-offer histogram); the router waits 2 s for its
+# first decision, so a slow machine gets a second try (the agent has room for two).
+for try in 1 2; do
+    if rpc ContactService/SubmitContact '{"contact":{"id":"offered-'$try'","tenant":"'$tenant'","channel":"CHANNEL_CHAT"}}' |
+        grep -q CONTACT_STATE_OFFERED; then
+        break
+    fi
+    [ "$try" = 1 ] || fail "a chat for a ready agent was not offered within the call, twice"
+done
 rpc ContactService/SubmitContact '{"contact":{"id":"overflowed","tenant":"'$tenant'","channel":"CHANNEL_EMAIL"}}' >/dev/null
 rpc ContactService/CancelContact '{"tenant":"'$tenant'","id":"overflowed"}' >/dev/null
 # A contact of a tenant the router does not know is dead-lettered.
