@@ -49,6 +49,9 @@ struct State {
     policies: FxHashMap<String, v1::Policy>,
     /// Per partition, which records take effect.
     gates: FxHashMap<i32, EpochGate>,
+    /// Offers not yet answered, by (tenant, contact id): target and reservation, so that the
+    /// target hears when an offer it still shows expires.
+    open_offers: FxHashMap<(String, String), (String, u64)>,
 }
 
 impl Registry {
@@ -163,9 +166,12 @@ impl State {
                         message: Some(v1::agent_message::Message::Offer(offer.clone())),
                     });
                 }
+                self.open_offers
+                    .insert((tenant.clone(), id.clone()), (offer.target.clone(), offer.reservation));
                 self.notify(&tenant, &id, event(&id, E::Offered(offer.clone())), false);
             }
             D::Rescinded(r) => {
+                self.open_offers.remove(&(tenant.clone(), r.contact.clone()));
                 if let Some(outbox) = self.targets.get(&r.target) {
                     let _ = outbox.send(v1::AgentMessage {
                         message: Some(v1::agent_message::Message::Rescinded(r.reservation)),
@@ -173,6 +179,7 @@ impl State {
                 }
             }
             D::Accepted(a) => {
+                self.open_offers.remove(&(tenant.clone(), a.contact.clone()));
                 self.set(&tenant, &a.contact, |s| {
                     s.state = v1::ContactState::Accepted as i32;
                     s.assigned_to = a.target.clone();
@@ -180,6 +187,15 @@ impl State {
                 self.notify(&tenant, &a.contact, event(&a.contact, E::AcceptedBy(a.target.clone())), false);
             }
             D::Requeued(r) => {
+                // An offer that expired unanswered: the desk that still shows it hears so.
+                if let Some((target, reservation)) =
+                    self.open_offers.remove(&(tenant.clone(), r.contact.clone()))
+                    && let Some(outbox) = self.targets.get(&target)
+                {
+                    let _ = outbox.send(v1::AgentMessage {
+                        message: Some(v1::agent_message::Message::Rescinded(reservation)),
+                    });
+                }
                 self.set(&tenant, &r.contact, |s| {
                     s.state = v1::ContactState::Queued as i32;
                     s.assigned_to.clear();
@@ -204,10 +220,12 @@ impl State {
                 self.set(&tenant, &s.contact, |status| status.state = v1::ContactState::Scheduled as i32);
             }
             D::Completed(f) => {
+                self.open_offers.remove(&(tenant.clone(), f.contact.clone()));
                 self.contacts.remove(&(tenant.clone(), f.contact.clone()));
                 self.notify(&tenant, &f.contact, event(&f.contact, E::Completed(v1::Completed {})), true);
             }
             D::Abandoned(f) => {
+                self.open_offers.remove(&(tenant.clone(), f.contact.clone()));
                 self.contacts.remove(&(tenant.clone(), f.contact.clone()));
                 let abandoned = v1::Abandoned { waited_ms: f.waited_ms };
                 self.notify(&tenant, &f.contact, event(&f.contact, E::Abandoned(abandoned)), true);

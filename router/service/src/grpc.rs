@@ -390,6 +390,14 @@ impl v1::agent_service_server::AgentService for Agents {
         let correlation = correlation(&request);
         let agent = required("agent", request.into_inner().agent)?;
         check(convert::check_agent(&agent))?;
+        if let Some(owner) = self.0.registry.agent_tenant(&agent.id)
+            && owner != agent.tenant
+        {
+            return Err(Status::already_exists(format!(
+                "agent id {:?} belongs to another tenant; agent ids are unique across tenants",
+                agent.id
+            )));
+        }
         let tenant = agent.tenant.clone();
         self.0.publish(Topic::AgentEvents, &tenant, In::UpsertAgent(agent), &correlation).await?;
         Ok(Response::new(v1::UpsertAgentResponse {}))

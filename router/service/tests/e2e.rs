@@ -207,8 +207,14 @@ async fn an_input_that_cannot_be_processed_goes_to_the_dead_letter_topic_with_th
 async fn loadgen_drives_every_contact_to_an_offer_and_measures_each() {
     use vuoro_service::loadgen::{LoadgenArgs, drive};
     let (server, channel) = start().await;
-    let args =
-        LoadgenArgs { target: None, kafka_brokers: None, contacts: 300, agents: 4, tenant: "load".into(), rate: 0 };
+    let args = LoadgenArgs {
+        target: None,
+        kafka_brokers: None,
+        contacts: 300,
+        agents: 4,
+        tenant: "load".into(),
+        rate: 0,
+    };
     let report = drive(&channel, &args).await.expect("the load runs");
     assert_eq!(report.contacts, 300);
     assert_eq!(report.latency.len(), 300, "one submit-to-offer sample per contact");
