@@ -2,7 +2,8 @@
 # Checks the Helm chart (helm/vuoro) with real tools, on a fresh Debian machine with a Rust
 # toolchain, Python 3 and node/npm: it installs what it needs itself (once; later runs skip
 # what is there) and then
-#   1. lints the chart and renders it for the default values and examples/production.yaml, and
+#   1. lints the chart, checks that its README documents every value (and nothing else),
+#      renders it for the default values and examples/production.yaml, and
 #      proves values.schema.json and the chart's own checks refuse bad values;
 #   2. validates every rendered object: Kubernetes' own kinds against the API schemas of the
 #      oldest and newest Kubernetes it supports (kubernetes-validate, strict: unknown fields
@@ -114,6 +115,10 @@ promtool --version | head -n 1
 step "helm lint"
 "$HELM" lint --strict "$CHART"
 "$HELM" lint --strict "$CHART" -f "$CHART/examples/production.yaml"
+"$PYTHON" "$CHART/tests/chart_check.py" documented "$CHART/values.yaml" "$CHART/values.schema.json" "$CHART/README.md"
+sed 's/^| `router.logLevel` |/| `router.loglevel` |/' "$CHART/README.md" >"$WORK/README-misspelt.md"
+must_fail "a README that misspells a value" "$PYTHON" "$CHART/tests/chart_check.py" documented \
+    "$CHART/values.yaml" "$CHART/values.schema.json" "$WORK/README-misspelt.md"
 
 step "helm template"
 render() { # render NAME [helm args...]

@@ -8,6 +8,10 @@ metric the alert rules and the dashboard use is one a live router exports.
         OUTDIR/dashboard.json (the dashboard ConfigMap's JSON), OUTDIR/topics.sh and
         OUTDIR/topics.env (the topics Job's script and environment).
 
+    chart_check.py documented VALUES SCHEMA README
+        Fails unless every value of values.yaml is listed in the README's tables and everything
+        listed there is a value.
+
     chart_check.py wiring RENDERED
         Fails, naming each, where rendered objects do not refer to each other correctly:
         Services, ServiceMonitors, PodDisruptionBudgets selecting nothing, ports, volumes,
@@ -158,6 +162,59 @@ def wiring(rendered):
     print(f"{rendered}: selectors, ports, volumes and references all resolve")
 
 
+def value_paths(values, schema, prefix=""):
+    """Every value's dotted path, down to where the schema stops naming keys (free-form maps
+    such as labels or resources are one value)."""
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        node = schema.get("properties", {}).get(key, {})
+        if isinstance(value, dict) and node.get("properties") and node.get("additionalProperties") is False:
+            paths += value_paths(value, node, path + ".")
+        else:
+            paths.append(path)
+    return paths
+
+
+def documented_patterns(readme):
+    """The value paths the README's tables list, as regular expressions (see its notation)."""
+    patterns = []
+    for line in Path(readme).read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        cell = line.split(" | ")[0]
+        tokens = re.findall(r"`([^`]+)`", cell.replace("\\|", "|"))
+        base = tokens[0].rsplit(".", 1)[0] if "." in tokens[0] else ""
+        for token in tokens:
+            path = base + token if token.startswith(".") else token
+            regex = ""
+            for part in re.split(r"(<[^>]*>|\*)", path):
+                if part == "*" or part in ("<...>", "<alert>", "<channel>"):
+                    regex += r"[^.]+(\.[^.]+)*" if part == "*" else r"[^.]+"
+                elif part.startswith("<"):
+                    regex += "(" + "|".join(re.escape(p) for p in part[1:-1].split("|")) + ")"
+                else:
+                    regex += re.escape(part)
+            patterns.append((path, re.compile(regex + r"(\.[^.]+)*$")))
+    return patterns
+
+
+def documented(values_file, schema_file, readme):
+    """Every value is documented in the README, and everything documented is a value."""
+    values = yaml.safe_load(Path(values_file).read_text())
+    schema = json.loads(Path(schema_file).read_text())
+    paths = value_paths(values, schema)
+    patterns = documented_patterns(readme)
+    undocumented = [p for p in paths if not any(r.match(p) for _, r in patterns)]
+    unknown = [d for d, r in patterns if not any(r.match(p) for p in paths)]
+    if undocumented or unknown:
+        fail(
+            f"{readme} and {values_file} disagree:\n  "
+            + "\n  ".join([f"not documented: {p}" for p in undocumented] + [f"documented but no value: {d}" for d in unknown])
+        )
+    print(f"all {len(paths)} values are documented in {readme}, and nothing else is")
+
+
 def scrape_families(text):
     """Metric families of a Prometheus text scrape: name -> type."""
     families = {}
@@ -248,6 +305,8 @@ def compare_metrics(scrape, rules, dashboard, extra):
 def main(argv):
     if len(argv) == 3 and argv[0] == "split":
         split(argv[1], argv[2])
+    elif len(argv) == 4 and argv[0] == "documented":
+        documented(argv[1], argv[2], argv[3])
     elif len(argv) == 2 and argv[0] == "wiring":
         wiring(argv[1])
     elif len(argv) >= 4 and argv[0] == "compare-metrics":
