@@ -101,8 +101,31 @@ async fn a_contact_is_offered_to_the_qualified_agent_who_accepts_and_completes_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_contact_is_refused_with_every_field_and_reason() {
-    let (server, channel) = start().await;
+async fn each_kind_of_bad_request_gets_its_documented_error_and_nothing_is_produced() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use vuoro_service::config::Topic;
+
+    let (cluster, config, server) = start_on_own_cluster().await;
+    let channel =
+        Endpoint::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect().await.unwrap();
+    setup_tenant(&channel).await;
+    let watermarks: std::sync::Arc<BaseConsumer> = std::sync::Arc::new(
+        rdkafka::ClientConfig::new().set("bootstrap.servers", cluster.bootstrap()).create().unwrap(),
+    );
+    let places: Vec<(String, i32)> = [Topic::Contacts, Topic::AgentEvents]
+        .iter()
+        .flat_map(|&t| (0..config.kafka.partitions).map(move |p| (t, p)))
+        .map(|(t, p)| (config.kafka.topic(t), p))
+        .collect();
+    let produced = move || -> i64 {
+        places
+            .iter()
+            .map(|(topic, p)| watermarks.fetch_watermarks(topic, *p, Duration::from_secs(5)).unwrap().1)
+            .sum()
+    };
+    let before = tokio::task::spawn_blocking(produced.clone()).await.unwrap();
+
+    // INVALID_ARGUMENT, naming every bad field.
     let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
     let bad =
         v1::Contact { id: String::new(), tenant: "acme".into(), priority: 300, ..contact("x", "billing") };
@@ -120,6 +143,40 @@ async fn an_invalid_contact_is_refused_with_every_field_and_reason() {
     assert!(fields.iter().any(|f| f.ends_with("priority")), "{fields:?}");
     let missing = contacts.submit_contact(v1::SubmitContactRequest { contact: None }).await.unwrap_err();
     assert_eq!(missing.code(), Code::InvalidArgument);
+    let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
+    let nameless = v1::Agent { id: String::new(), ..voice_agent("x") };
+    let refused = agents.upsert_agent(v1::UpsertAgentRequest { agent: Some(nameless) }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let (actions, outbox) = mpsc::unbounded_channel();
+    actions.send(v1::AgentAction { action: Some(v1::agent_action::Action::Ready(v1::Ready {})) }).unwrap();
+    let no_login = agents.connect(UnboundedReceiverStream::new(outbox)).await;
+    let no_login = match no_login {
+        Err(status) => status,
+        Ok(response) => {
+            let mut stream = response.into_inner();
+            tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap_err()
+        }
+    };
+    assert_eq!(no_login.code(), Code::InvalidArgument, "{no_login:?}");
+
+    // NOT_FOUND for what does not exist.
+    let nobody = v1::ContactRef { tenant: "acme".into(), id: "nobody".into() };
+    assert_eq!(contacts.get_contact(nobody.clone()).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(contacts.cancel_contact(nobody.clone()).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(contacts.watch_contact(nobody).await.unwrap_err().code(), Code::NotFound);
+    let stranger = v1::RemoveAgentRequest { tenant: "acme".into(), id: "stranger".into() };
+    assert_eq!(agents.remove_agent(stranger).await.unwrap_err().code(), Code::NotFound);
+    let mut admin = v1::admin_service_client::AdminServiceClient::new(channel.clone());
+    let unknown = v1::GetPolicyRequest { tenant: "globex".into() };
+    assert_eq!(admin.get_policy(unknown).await.unwrap_err().code(), Code::NotFound);
+
+    // ALREADY_EXISTS: an agent id another tenant holds.
+    let taken = v1::Agent { tenant: "globex".into(), ..voice_agent("aino") };
+    let status = agents.upsert_agent(v1::UpsertAgentRequest { agent: Some(taken) }).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+
+    let after = tokio::task::spawn_blocking(produced).await.unwrap();
+    assert_eq!(after, before, "no refused request reached Kafka");
     server.stop(Duration::from_secs(5)).await;
 }
 
