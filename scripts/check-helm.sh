@@ -23,7 +23,9 @@
 #
 # Tools go to $HELM_CHECK_TOOLS (default ~/.cache/vuoro-tools); promtool comes from Debian.
 set -Eeuo pipefail
-trap 'echo "check-helm: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
+# Checks passed so far: each step that completes, and each broken input a check refuses.
+passed=0
+trap 'echo "check-helm: FAILED at line $LINENO: $BASH_COMMAND" >&2; echo "check-helm: $passed passed, 1 failed"' ERR
 cd "$(dirname "$0")/.."
 
 CHART=helm/vuoro
@@ -51,9 +53,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n== %s\n' "$*"; }
+in_step=""
+step() {
+    [ -z "$in_step" ] || passed=$((passed + 1))
+    in_step=$1
+    printf '\n== %s\n' "$*"
+}
 fail() {
     echo "check-helm: FAILED: $*" >&2
+    echo "check-helm: $passed passed, 1 failed"
     exit 1
 }
 # Runs a command that must fail; its output goes to $WORK/expected-failure.log.
@@ -66,6 +74,7 @@ must_fail() {
     local why
     why=$(grep -v -e '^[[:space:]]*$' -e 'Use --debug' "$WORK/expected-failure.log" | tail -n 1 | sed 's/^[[:space:]]*//') || true
     echo "refused as it should be: $what (${why:0:160})"
+    passed=$((passed + 1))
 }
 
 # Installs Debian packages, reading the package lists first only if the install needs them.
@@ -356,4 +365,5 @@ for pid in "${PIDS[@]}"; do [ "$pid" = "$serve" ] || remaining+=("$pid"); done
 PIDS=("${remaining[@]}")
 echo "stopped $((SECONDS - stop_started))s after SIGTERM (the pod allows ${grace}s after its preStop sleep)"
 
-printf '\ncheck-helm: all checks passed in %ss\n' "$((SECONDS - started))"
+passed=$((passed + 1))
+printf '\nchecked in %ss\ncheck-helm: %s passed, 0 failed\n' "$((SECONDS - started))" "$passed"
