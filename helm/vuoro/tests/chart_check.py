@@ -80,6 +80,7 @@ def split(rendered, outdir):
             dashboard = json.loads(dashboards[0]["data"]["vuoro.json"])
         except json.JSONDecodeError as error:
             fail(f"the dashboard ConfigMap holds no valid JSON: {error}")
+        check_dashboard(dashboard)
         (outdir / "dashboard.json").write_text(json.dumps(dashboard, indent=1))
 
     jobs = labelled("Job", "topics")
@@ -213,6 +214,30 @@ def documented(values_file, schema_file, readme):
             + "\n  ".join([f"not documented: {p}" for p in undocumented] + [f"documented but no value: {d}" for d in unknown])
         )
     print(f"all {len(paths)} values are documented in {readme}, and nothing else is")
+
+
+def check_dashboard(dashboard):
+    """What Grafana needs of the dashboard beyond valid JSON: unique panel ids, a place on the
+    grid, queries with unique refIds, and only variables it defines."""
+    problems = []
+    variables = {v["name"] for v in dashboard.get("templating", {}).get("list", [])}
+    ids = [p.get("id") for p in dashboard["panels"]]
+    if None in ids or len(set(ids)) != len(ids):
+        problems.append(f"panel ids missing or repeated: {ids}")
+    for panel in dashboard["panels"]:
+        title = panel.get("title")
+        if not {"x", "y", "w", "h"} <= set(panel.get("gridPos", {})):
+            problems.append(f"panel {title!r}: gridPos needs x, y, w and h")
+        if panel.get("type") == "row":
+            continue
+        refs = [t.get("refId") for t in panel.get("targets", [])]
+        if not refs or None in refs or len(set(refs)) != len(refs):
+            problems.append(f"panel {title!r}: queries need unique refIds: {refs}")
+        text = json.dumps(panel)
+        for name in set(re.findall(r"\$\{?([a-zA-Z_]+)", text)) - variables - {"__rate_interval"}:
+            problems.append(f"panel {title!r}: uses undefined variable ${name}")
+    if problems:
+        fail("the dashboard is malformed:\n  " + "\n  ".join(problems))
 
 
 def scrape_families(text):
