@@ -4,7 +4,8 @@ metric the alert rules and the dashboard use is one a live router exports.
     chart_check.py split RENDERED OUTDIR
         Writes OUTDIR/builtin.yaml (the objects of Kubernetes' own API), OUTDIR/crds.json (the
         Prometheus Operator's objects), OUTDIR/router.toml (the router's config file from its
-        ConfigMap), and, when rendered, OUTDIR/rules.yaml (the PrometheusRule's groups),
+        ConfigMap), and, when rendered, OUTDIR/adapters.toml (checked to be TOML),
+        OUTDIR/rules.yaml (the PrometheusRule's groups),
         OUTDIR/dashboard.json (the dashboard ConfigMap's JSON), OUTDIR/topics.sh and
         OUTDIR/topics.env (the topics Job's script and environment).
 
@@ -21,12 +22,13 @@ metric the alert rules and the dashboard use is one a live router exports.
         Fails, naming each, if a metric used in the rules or the dashboard (or in an extra
         expression) is not in the /metrics scrape, or is used as the wrong kind of series.
 
-Needs PyYAML only.
+Needs Python 3.11 (tomllib) and PyYAML.
 """
 
 import json
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -66,6 +68,16 @@ def split(rendered, outdir):
     if len(routers) != 1:
         fail(f"{rendered}: expected one router ConfigMap with vuoro.toml, found {len(routers)}")
     (outdir / "router.toml").write_text(routers[0]["data"]["vuoro.toml"])
+    adapters = [d for d in labelled("ConfigMap", "adapters") if "adapters.toml" in d.get("data", {})]
+    if adapters:
+        # No adapters binary to validate it yet: it must at least be TOML with a listener table.
+        text = adapters[0]["data"]["adapters.toml"]
+        try:
+            listeners = tomllib.loads(text)["listeners"]
+        except (tomllib.TOMLDecodeError, KeyError) as error:
+            fail(f"{rendered}: the adapters' config is not TOML with [listeners]: {error}\n{text}")
+        print(f"adapters.toml parses; listeners: {', '.join(sorted(listeners))}")
+        (outdir / "adapters.toml").write_text(text)
 
     rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
     if rules:
