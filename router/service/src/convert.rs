@@ -25,6 +25,8 @@ use crate::directory::Directory;
 
 /// Longest id of a contact, agent, pool or provider, in characters.
 pub const MAX_ID_CHARS: usize = 128;
+/// Longest reply an agent sends a customer, in characters.
+pub const MAX_REPLY_CHARS: usize = 4096;
 /// Longest tenant name, in characters.
 pub const MAX_TENANT_CHARS: usize = 64;
 /// Longest skill name, in characters.
@@ -646,6 +648,10 @@ fn action_violations(ck: &mut Checker, a: &v1::AgentAction, stream_agent: Option
                 vuoro_engine::NOT_READY_MISSED_OFFERS
             ),
         ),
+        Some(Action::Reply(r)) => {
+            ck.text("reply.contact", &r.contact, MAX_ID_CHARS);
+            ck.text("reply.text", &r.text, MAX_REPLY_CHARS);
+        }
         Some(Action::Rating(r)) => {
             ck.text("rating.contact", &r.contact, MAX_ID_CHARS);
             if !(1..=5).contains(&r.score) {
@@ -915,7 +921,7 @@ fn agent_input(dir: &mut Directory, a: &v1::AgentInput) -> Result<Input, Convert
         Action::Reject(x) => Input::Reject(ReservationId(x.reservation)),
         Action::Complete(x) => Input::Complete(ReservationId(x.reservation)),
         Action::WrapUpDone(x) => Input::WrapUpDone(ReservationId(x.reservation)),
-        Action::Rating(_) => return Err(ConvertError::NotForEngine),
+        Action::Rating(_) | Action::Reply(_) => return Err(ConvertError::NotForEngine),
     })
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
@@ -52,6 +54,11 @@ struct State {
     /// Offers not yet answered, by (tenant, contact id): target and reservation, so that the
     /// target hears when an offer it still shows expires.
     open_offers: FxHashMap<(String, String), (String, u64)>,
+    /// Each live contact's channel and customer address, for outbound messages.
+    customers: FxHashMap<(String, String), (i32, String)>,
+    /// The partitions this replica's shard owns, with its epoch: it writes the outbound
+    /// messages of the records of its own epoch.
+    owned: FxHashMap<i32, u64>,
 }
 
 impl Registry {
@@ -111,11 +118,28 @@ impl Registry {
         self.lock().gates.get(&partition).copied().unwrap_or_default()
     }
 
-    /// Applies one record of partition `partition`; `false` when it is void or a repeat.
-    pub fn apply(&self, partition: i32, record: &v1::DecisionRecord) -> bool {
+    /// Notes that this replica's shard owns `partition` in `epoch` (`None`: no longer).
+    pub fn set_owned(&self, partition: i32, epoch: Option<u64>) {
+        let mut state = self.lock();
+        match epoch {
+            Some(epoch) => state.owned.insert(partition, epoch),
+            None => state.owned.remove(&partition),
+        };
+    }
+
+    /// Applies one record of partition `partition`; `None` when it is void or a repeat, else
+    /// the messages for customers it causes if this replica owns the record's epoch (none
+    /// otherwise: the owner writes them).
+    pub fn apply(&self, partition: i32, record: &v1::DecisionRecord) -> Option<Vec<v1::OutboundMessage>> {
         let mut state = self.lock();
         if !state.gates.entry(partition).or_default().admit(record) {
-            return false;
+            return None;
+        }
+        let mut outbound = Vec::new();
+        // Messages are drafted before the decisions take effect (a completed contact's
+        // address is forgotten then).
+        if state.owned.get(&partition) == Some(&record.epoch) {
+            state.draft_outbound(record, &mut outbound);
         }
         if let Some(input) = record.input.as_ref().and_then(|i| i.input.as_ref()) {
             state.read_input(input);
@@ -123,13 +147,81 @@ impl Registry {
         for decision in &record.decisions {
             state.take_effect(decision, record.at_unix_ms);
         }
-        true
+        if let Some(In::Submit(contact)) = record.input.as_ref().and_then(|i| i.input.as_ref())
+            && record
+                .decisions
+                .iter()
+                .any(|d| matches!(&d.decision, Some(D::Refused(r)) if r.subject == contact.id))
+        {
+            state.customers.remove(&(contact.tenant.clone(), contact.id.clone()));
+        }
+        Some(outbound)
     }
 }
 
 impl State {
+    /// The messages for customers a record causes: status updates, an agent joining, the
+    /// agent's replies and the end of the conversation.
+    fn draft_outbound(&self, record: &v1::DecisionRecord, out: &mut Vec<v1::OutboundMessage>) {
+        use v1::outbound_message::Message as O;
+        let mut push = |tenant: &str, contact: &str, message: O| {
+            // A contact submitted in this record is not in `customers` yet.
+            let submitted = match record.input.as_ref().and_then(|i| i.input.as_ref()) {
+                Some(In::Submit(c)) if c.id == contact && c.tenant == tenant => {
+                    Some((c.channel, c.customer.as_ref().map(|c| c.address.clone()).unwrap_or_default()))
+                }
+                _ => None,
+            };
+            let known = self.customers.get(&(tenant.to_owned(), contact.to_owned())).cloned();
+            let Some((channel, address)) = submitted.or(known) else { return };
+            out.push(v1::OutboundMessage {
+                id: format!("{}/{}", record.record_id, out.len()),
+                tenant: tenant.to_owned(),
+                contact: contact.to_owned(),
+                channel,
+                address,
+                at_unix_ms: record.at_unix_ms,
+                message: Some(message),
+            });
+        };
+        if let Some(In::Agent(input)) = record.input.as_ref().and_then(|i| i.input.as_ref())
+            && let Some(v1::agent_action::Action::Reply(reply)) =
+                input.action.as_ref().and_then(|a| a.action.as_ref())
+            && let Some(tenant) =
+                self.agents.get(&input.agent).and_then(|a| a.agent.as_ref()).map(|a| &a.tenant)
+        {
+            // Only the agent who holds the contact speaks for it.
+            let holds = self
+                .contacts
+                .get(&(tenant.clone(), reply.contact.clone()))
+                .is_some_and(|s| s.assigned_to == input.agent);
+            if holds {
+                push(tenant, &reply.contact, O::Reply(reply.text.clone()));
+            }
+        }
+        for decision in &record.decisions {
+            let tenant = decision.tenant.as_str();
+            match &decision.decision {
+                Some(D::QueueStatus(q)) => {
+                    let update =
+                        v1::QueueUpdate { position: q.position, estimated_wait_ms: q.estimated_wait_ms };
+                    push(tenant, &q.contact, O::Queued(update));
+                }
+                Some(D::Scheduled(s)) => push(tenant, &s.contact, O::ScheduledUnixMs(s.routable_at_unix_ms)),
+                Some(D::Accepted(a)) => push(tenant, &a.contact, O::AgentJoined(a.target.clone())),
+                Some(D::Completed(f)) => push(tenant, &f.contact, O::Completed(v1::Completed {})),
+                _ => {}
+            }
+        }
+    }
+
     fn read_input(&mut self, input: &In) {
         match input {
+            In::Submit(contact) => {
+                let address = contact.customer.as_ref().map(|c| c.address.clone()).unwrap_or_default();
+                self.customers
+                    .insert((contact.tenant.clone(), contact.id.clone()), (contact.channel, address));
+            }
             In::UpsertAgent(agent) => {
                 let summary = self.agents.entry(agent.id.clone()).or_insert_with(|| v1::AgentSummary {
                     agent: None,
@@ -220,11 +312,13 @@ impl State {
                 self.set(&tenant, &s.contact, |status| status.state = v1::ContactState::Scheduled as i32);
             }
             D::Completed(f) => {
+                self.customers.remove(&(tenant.clone(), f.contact.clone()));
                 self.open_offers.remove(&(tenant.clone(), f.contact.clone()));
                 self.contacts.remove(&(tenant.clone(), f.contact.clone()));
                 self.notify(&tenant, &f.contact, event(&f.contact, E::Completed(v1::Completed {})), true);
             }
             D::Abandoned(f) => {
+                self.customers.remove(&(tenant.clone(), f.contact.clone()));
                 self.open_offers.remove(&(tenant.clone(), f.contact.clone()));
                 self.contacts.remove(&(tenant.clone(), f.contact.clone()));
                 let abandoned = v1::Abandoned { waited_ms: f.waited_ms };
@@ -271,6 +365,36 @@ impl State {
     }
 }
 
+/// Hands a message for a customer to the producer (keyed by tenant, on the partition of its
+/// routing domain), waiting while the producer's queue is full.
+fn send_outbound(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    partition: i32,
+    message: &v1::OutboundMessage,
+) {
+    let payload = message.encode_to_vec();
+    let mut record = BaseRecord::to(topic)
+        .partition(partition)
+        .key(message.tenant.as_str())
+        .payload(payload.as_slice())
+        .headers(crate::kafka::headers(&message.id));
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => {
+                tracing::error!(%error, id = message.id, "producing an outbound message");
+                crate::metrics::kafka_produce_error();
+                return;
+            }
+        }
+    }
+}
+
 /// The thread that reads the decision logs back.
 pub struct Delivery {
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -296,6 +420,14 @@ impl Delivery {
             assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
         }
         consumer.assign(&assignment).context("assigning the decisions topic")?;
+        let outbound_topic = cluster.topic(Topic::Outbound);
+        let producer: ThreadedProducer<DefaultProducerContext> = cluster
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .create()
+            .context("creating the outbound producer")?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("delivery".into()).spawn(move || {
@@ -303,7 +435,10 @@ impl Delivery {
                 match consumer.poll(Timeout::After(Duration::from_millis(20))) {
                     Some(Ok(message)) => match v1::DecisionRecord::decode(message.payload().unwrap_or_default()) {
                         Ok(record) => {
-                            registry.apply(message.partition(), &record);
+                            let outbound = registry.apply(message.partition(), &record).unwrap_or_default();
+                            for m in outbound {
+                                send_outbound(&producer, &outbound_topic, message.partition(), &m);
+                            }
                         }
                         Err(error) => tracing::error!(%error, offset = message.offset(), "undecodable decision record"),
                     },
@@ -311,6 +446,7 @@ impl Delivery {
                     None => {}
                 }
             }
+            let _ = producer.flush(Timeout::After(Duration::from_secs(5)));
         })?;
         Ok(Delivery { stop, thread: Some(thread) })
     }

@@ -325,6 +325,7 @@ impl Worker {
                 }
             } else if self.domains.remove(&partition).is_some() {
                 self.pending.remove(&partition);
+                self.registry.set_owned(partition, None);
                 tracing::info!(partition, "partition moved away");
             }
         }
@@ -350,6 +351,7 @@ impl Worker {
                     );
                     crate::metrics::owner_epoch_changed();
                     crate::metrics::recovery_time(started.elapsed().as_secs_f64());
+                    self.registry.set_owned(partition, Some(domain.gate.epoch));
                     self.domains.insert(partition, domain);
                     return;
                 }
@@ -591,6 +593,7 @@ impl Worker {
         for partition in failed {
             if self.domains.remove(&partition).is_some() {
                 self.pending.remove(&partition);
+                self.registry.set_owned(partition, None);
                 tracing::warn!(partition, "a decision record was lost: rebuilding the domain from its log");
                 self.recover(partition);
             }

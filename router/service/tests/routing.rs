@@ -259,3 +259,76 @@ async fn a_watched_contact_sees_its_position_fall_an_unanswered_offer_move_on_an
     assert!(seen[0] == "offered to aino" && seen[1].starts_with("requeued"), "{seen:?}");
     server.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_hears_the_wait_the_agent_joining_her_reply_and_the_end_on_the_outbound_topic() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    use v1::outbound_message::Message as O;
+
+    let (server, channel) = start().await;
+    setup_tenant(&channel).await;
+    let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
+    let customer = v1::Customer { display_name: "Maija".into(), address: "+358401234567".into() };
+    let call = v1::Contact { customer: Some(customer), ..contact("call-back", "billing") };
+    contacts.submit_contact(v1::SubmitContactRequest { contact: Some(call) }).await.unwrap();
+    wait_for_state(&mut contacts, "call-back", v1::ContactState::Queued).await;
+
+    let mut aino = Desk::ready(&channel, "aino").await;
+    let offer = aino.offer().await;
+    aino.send(A::Accept(v1::Accept { reservation: offer.reservation }));
+    wait_for_state(&mut contacts, "call-back", v1::ContactState::Accepted).await;
+    let reply = |text: &str| v1::Reply { contact: "call-back".into(), text: text.into() };
+    aino.send(A::Reply(reply("Hei Maija, soitan heti.")));
+    aino.send(A::Complete(v1::Complete { reservation: offer.reservation }));
+
+    let bootstrap = server.kafka_bootstrap.clone();
+    let topic = test_config().kafka.topic(vuoro_service::config::Topic::Outbound);
+    let partition = vuoro_service::kafka::partition_for("acme", test_config().kafka.partitions);
+    let heard = tokio::task::spawn_blocking(move || {
+        let reader: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "test-outbound")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, partition, Offset::Beginning).unwrap();
+        reader.assign(&assignment).unwrap();
+        let mut heard = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let Some(Ok(record)) = reader.poll(Duration::from_millis(200)) else { continue };
+            let message = <v1::OutboundMessage as prost::Message>::decode(record.payload().unwrap()).unwrap();
+            let done = matches!(message.message, Some(O::Completed(_)));
+            heard.push(message);
+            if done {
+                return heard;
+            }
+        }
+        panic!("no Completed on the outbound topic within 30 s: {heard:?}");
+    })
+    .await
+    .unwrap();
+
+    assert!(heard.iter().all(|m| m.contact == "call-back" && m.tenant == "acme"), "{heard:?}");
+    assert!(heard.iter().all(|m| m.channel == v1::Channel::Voice as i32 && m.address == "+358401234567"));
+    let ids: std::collections::HashSet<&str> = heard.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids.len(), heard.len(), "ids are unique, so adapters can dedupe");
+    let said: Vec<String> = heard
+        .iter()
+        .filter_map(|m| match &m.message {
+            Some(O::Queued(q)) => Some(format!("queued {}", q.position)),
+            Some(O::AgentJoined(agent)) => Some(format!("joined {agent}")),
+            Some(O::Reply(text)) => Some(format!("reply {text}")),
+            Some(O::Completed(_)) => Some("completed".into()),
+            _ => None,
+        })
+        .collect();
+    let first_queued = said.iter().position(|s| s == "queued 1").expect("her place in the queue");
+    assert_eq!(
+        said[first_queued + 1..].iter().filter(|s| !s.starts_with("queued")).collect::<Vec<_>>(),
+        ["joined aino", "reply Hei Maija, soitan heti.", "completed"],
+        "{said:?}"
+    );
+    server.stop(Duration::from_secs(5)).await;
+}
