@@ -36,6 +36,11 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 pub struct Config {
     /// Address of the gRPC API. Default `127.0.0.1:50051`. `VUORO_GRPC_ADDR`.
     pub grpc_addr: SocketAddr,
+    /// `host:port` at which the other replicas reach this one's gRPC API; they forward
+    /// questions about the routing domains it owns (queue statistics) there. Default: the
+    /// address gRPC is bound to. In Kubernetes, the pod's IP and the gRPC port.
+    /// `VUORO_ADVERTISE_ADDR`.
+    pub advertise_addr: Option<String>,
     /// Address of the admin HTTP port: `/metrics`, `/healthz`, `/readyz`. Default
     /// `127.0.0.1:9464`. `VUORO_ADMIN_ADDR`.
     pub admin_addr: SocketAddr,
@@ -60,6 +65,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             grpc_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50051),
+            advertise_addr: None,
             admin_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464),
             kafka: KafkaConfig::default(),
             log_json: false,
@@ -249,6 +255,12 @@ impl Config {
                 self.admin_addr
             ));
         }
+        if let Some(addr) = &self.advertise_addr {
+            let port = addr.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
+                errors.push(format!("advertise_addr = {addr:?}: not a host:port with a port above 0"));
+            }
+        }
         self.kafka.validate(&mut errors);
         if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
     }
@@ -273,6 +285,7 @@ impl Config {
         }
         match name {
             "VUORO_GRPC_ADDR" => self.grpc_addr = parse_addr(value).map_err(|e| problem("grpc_addr", &e))?,
+            "VUORO_ADVERTISE_ADDR" => self.advertise_addr = Some(value.to_owned()),
             "VUORO_ADMIN_ADDR" => {
                 self.admin_addr = parse_addr(value).map_err(|e| problem("admin_addr", &e))?
             }
@@ -309,8 +322,9 @@ impl Config {
 }
 
 /// The environment variables that override a key (besides `VUORO_KAFKA_PROPERTY_<NAME>`).
-pub const ENV_VARS: [&str; 10] = [
+pub const ENV_VARS: [&str; 11] = [
     "VUORO_GRPC_ADDR",
+    "VUORO_ADVERTISE_ADDR",
     "VUORO_ADMIN_ADDR",
     "VUORO_LOG_JSON",
     "VUORO_STATUS_INTERVAL_MS",

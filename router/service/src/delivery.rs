@@ -56,6 +56,8 @@ struct State {
     open_offers: FxHashMap<(String, String), (String, u64)>,
     /// Each live contact's channel and customer address, for outbound messages.
     customers: FxHashMap<(String, String), (i32, String)>,
+    /// Per partition, the gRPC address of its current owner (from its epoch start).
+    owner_addresses: FxHashMap<i32, String>,
     /// The partitions this replica's shard owns, with its epoch: it writes the outbound
     /// messages of the records of its own epoch.
     owned: FxHashMap<i32, u64>,
@@ -118,6 +120,16 @@ impl Registry {
         self.lock().gates.get(&partition).copied().unwrap_or_default()
     }
 
+    /// Whether this replica's shard owns `partition` now.
+    pub fn owns(&self, partition: i32) -> bool {
+        self.lock().owned.contains_key(&partition)
+    }
+
+    /// The gRPC address of the replica that owns `partition`, as its epoch start says.
+    pub fn owner_address(&self, partition: i32) -> Option<String> {
+        self.lock().owner_addresses.get(&partition).filter(|a| !a.is_empty()).cloned()
+    }
+
     /// Notes that this replica's shard owns `partition` in `epoch` (`None`: no longer).
     pub fn set_owned(&self, partition: i32, epoch: Option<u64>) {
         let mut state = self.lock();
@@ -134,6 +146,9 @@ impl Registry {
         let mut state = self.lock();
         if !state.gates.entry(partition).or_default().admit(record) {
             return None;
+        }
+        if crate::domain::record_seq(&record.record_id) == 0 {
+            state.owner_addresses.insert(partition, record.owner_address.clone());
         }
         let mut outbound = Vec::new();
         // Messages are drafted before the decisions take effect (a completed contact's

@@ -236,14 +236,15 @@ impl Domain {
             decisions,
             record_id: record_id(self.partition, self.gate.epoch, self.gate.seq),
             owner: self.owner.clone(),
+            owner_address: String::new(),
         };
         self.forget_ended(out);
         record
     }
 
-    /// The record that starts the next epoch, written by `owner`: once it is in the log,
+    /// The record that starts the next epoch, written by `owner` (reachable at `address`): once it is in the log,
     /// records of older epochs are void. It takes effect when read back ([`Domain::replay`]).
-    pub fn epoch_start(&self, now: Millis, owner: &str) -> v1::DecisionRecord {
+    pub fn epoch_start(&self, now: Millis, owner: &str, address: &str) -> v1::DecisionRecord {
         let epoch = self.gate.epoch + 1;
         v1::DecisionRecord {
             epoch,
@@ -253,6 +254,7 @@ impl Domain {
             decisions: Vec::new(),
             record_id: record_id(self.partition, epoch, 0),
             owner: owner.to_owned(),
+            owner_address: address.to_owned(),
         }
     }
 
@@ -333,7 +335,7 @@ mod tests {
             })),
         };
         let mut owner = Domain::new(3, 1_000, "replica-a");
-        let start = owner.epoch_start(0, "replica-a");
+        let start = owner.epoch_start(0, "replica-a", "a:50051");
         let mut out = Vec::new();
         owner.replay(&start, &mut out);
         let mut log = vec![start];
@@ -361,7 +363,7 @@ mod tests {
         assert_eq!(heir.engine.stats(), owner.engine.stats());
         assert_eq!(heir.next_offset.get("t"), Some(&3));
         assert_eq!(heir.gate, owner.gate);
-        let start = heir.epoch_start(6_000, "replica-b");
+        let start = heir.epoch_start(6_000, "replica-b", "b:50051");
         assert_eq!((start.epoch, record_seq(&start.record_id)), (2, 0));
         heir.replay(&start, &mut out);
         assert_eq!(heir.gate, EpochGate { epoch: 2, seq: 0 });

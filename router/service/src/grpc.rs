@@ -524,9 +524,34 @@ impl v1::pool_service_server::PoolService for Pools {
 /// `vuoro.v1.AdminService`.
 pub struct Admin(pub Gateway);
 
+/// Metadata marking a request one replica forwarded to the owner of a routing domain: the
+/// owner answers it itself or not at all, so a request never travels in a circle.
+const FORWARDED_HEADER: &str = "vuoro-forwarded";
+
+/// A routing domain is between owners: the caller should retry shortly.
+fn moving(why: String) -> Status {
+    Status::with_error_details(
+        Code::Unavailable,
+        format!("{why}; the routing domain is changing owner, retry"),
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+    )
+}
+
 impl Admin {
-    async fn queue_stats(&self, tenant: &str) -> Result<v1::QueueStatsResponse, Status> {
+    /// A tenant's queue statistics, from this replica's shard if it owns the tenant's routing
+    /// domain, else from the owner (unless this request was forwarded already).
+    async fn queue_stats(&self, tenant: &str, forwarded: bool) -> Result<v1::QueueStatsResponse, Status> {
         blank("tenant", tenant)?;
+        let partition = crate::kafka::partition_for(tenant, self.0.partitions);
+        if !self.0.registry.owns(partition) {
+            if forwarded {
+                return Err(moving(format!("this replica does not own partition {partition}")));
+            }
+            let Some(owner) = self.0.registry.owner_address(partition) else {
+                return Err(moving(format!("no replica owns partition {partition} yet")));
+            };
+            return ask_owner(&owner, tenant).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.0
             .shard
@@ -536,6 +561,21 @@ impl Admin {
         let queues = answer.await.map_err(|_| Status::unavailable("the router shard is stopping"))?;
         Ok(v1::QueueStatsResponse { queues })
     }
+}
+
+/// Asks the replica at `owner` for a tenant's queue statistics.
+async fn ask_owner(owner: &str, tenant: &str) -> Result<v1::QueueStatsResponse, Status> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{owner}"))
+        .map_err(|e| moving(format!("the owner's address {owner:?} is invalid: {e}")))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    let channel =
+        endpoint.connect().await.map_err(|e| moving(format!("the owner at {owner} is unreachable: {e}")))?;
+    let mut request = Request::new(v1::QueueStatsRequest { tenant: tenant.to_owned() });
+    request.metadata_mut().insert(FORWARDED_HEADER, tonic::metadata::MetadataValue::from_static("1"));
+    let response =
+        v1::admin_service_client::AdminServiceClient::new(channel).get_queue_stats(request).await?;
+    Ok(response.into_inner())
 }
 
 #[tonic::async_trait]
@@ -569,7 +609,8 @@ impl v1::admin_service_server::AdminService for Admin {
         &self,
         request: Request<v1::QueueStatsRequest>,
     ) -> Result<Response<v1::QueueStatsResponse>, Status> {
-        self.queue_stats(&request.into_inner().tenant).await.map(Response::new)
+        let forwarded = request.metadata().contains_key(FORWARDED_HEADER);
+        self.queue_stats(&request.into_inner().tenant, forwarded).await.map(Response::new)
     }
 
     type WatchQueueStatsStream = EventStream<v1::QueueStatsResponse>;
@@ -579,7 +620,7 @@ impl v1::admin_service_server::AdminService for Admin {
         request: Request<v1::QueueStatsRequest>,
     ) -> Result<Response<Self::WatchQueueStatsStream>, Status> {
         let tenant = request.into_inner().tenant;
-        let first = self.queue_stats(&tenant).await?;
+        let first = self.queue_stats(&tenant, false).await?;
         let admin = Admin(self.0.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(Ok(first.clone()));
@@ -588,7 +629,7 @@ impl v1::admin_service_server::AdminService for Admin {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                let Ok(now) = admin.queue_stats(&tenant).await else { break };
+                let Ok(now) = admin.queue_stats(&tenant, false).await else { break };
                 if now != last {
                     if tx.send(Ok(now.clone())).is_err() {
                         break;

@@ -124,8 +124,14 @@ impl Server {
                  nothing survives a restart (use --kafka-brokers for a real cluster)"
             );
         }
+        let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC to {}", config.grpc_addr))?;
+        let grpc_addr = listener.local_addr()?;
+        let advertised = config.advertise_addr.clone().unwrap_or_else(|| grpc_addr.to_string());
         let registry = Arc::new(Registry::default());
-        let shard = Arc::new(std::sync::Mutex::new(Shard::start(&cluster, config, Arc::clone(&registry))?));
+        let shard = Shard::start(&cluster, config, &advertised, Arc::clone(&registry))?;
+        let shard = Arc::new(std::sync::Mutex::new(shard));
         let delivery = Delivery::start(&cluster, Arc::clone(&registry))?;
         let gateway = Gateway::new(&cluster, registry, Arc::clone(&shard))?;
 
@@ -143,10 +149,6 @@ impl Server {
         };
         let reflection_v1 = reflection().build_v1().context("building gRPC reflection")?;
         let reflection_v1alpha = reflection().build_v1alpha().context("building gRPC reflection")?;
-        let listener = tokio::net::TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("binding gRPC to {}", config.grpc_addr))?;
-        let grpc_addr = listener.local_addr()?;
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)

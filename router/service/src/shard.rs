@@ -65,7 +65,13 @@ impl Shard {
     /// Starts the shard thread: it joins the router consumer group and routes until stopped.
     /// `registry` is this replica's reader of the decision logs: a snapshot is written once
     /// the record it reflects is admitted there.
-    pub fn start(cluster: &Cluster, settings: &Config, registry: Arc<Registry>) -> anyhow::Result<Shard> {
+    /// `address` is where other replicas reach this one's gRPC API.
+    pub fn start(
+        cluster: &Cluster,
+        settings: &Config,
+        address: &str,
+        registry: Arc<Registry>,
+    ) -> anyhow::Result<Shard> {
         let mut config = cluster.client_config();
         config
             .set("group.id", format!("{}router", cluster.prefix))
@@ -109,6 +115,7 @@ impl Shard {
             producer,
             reader_config: cluster.client_config(),
             owner: replica_id(),
+            address: address.to_owned(),
             decision_time: crate::metrics::decision_histogram(),
             decisions_topic: cluster.topic(Topic::Decisions),
             dead_letters_topic: cluster.topic(Topic::DeadLetters),
@@ -246,6 +253,8 @@ struct Worker {
     reader_config: ClientConfig,
     /// This replica's id in the records it writes.
     owner: String,
+    /// Where other replicas reach this one's gRPC API.
+    address: String,
     /// The decision-time histogram, registered once (no lookup per input).
     decision_time: metrics::Histogram,
     decisions_topic: String,
@@ -399,7 +408,7 @@ impl Worker {
         let mut replayed = 0;
         loop {
             if fence.is_none() && next >= end {
-                let start = domain.epoch_start(now_ms(), &self.owner);
+                let start = domain.epoch_start(now_ms(), &self.owner, &self.address);
                 fence = Some(start.record_id.clone());
                 self.send(
                     &self.decisions_topic,

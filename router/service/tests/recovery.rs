@@ -73,3 +73,47 @@ async fn a_restarted_router_resumes_from_its_snapshot_with_the_queue_in_order() 
     }
     second.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn either_of_two_replicas_answers_a_tenants_queue_statistics_from_its_owner() {
+    let mut config = test_config();
+    let cluster = vuoro_service::kafka::EmbeddedCluster::start(&config.kafka).unwrap();
+    config.kafka.brokers = Some(cluster.bootstrap().to_owned());
+    let first = Server::start(&config).await.expect("the first replica starts");
+    let second = Server::start(&config).await.expect("the second replica starts");
+    let connect = |server: &Server| {
+        Endpoint::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect_lazy()
+    };
+    let channels = [connect(&first), connect(&second)];
+    setup_tenant(&channels[0]).await;
+    let mut contacts = v1::contact_service_client::ContactServiceClient::new(channels[0].clone());
+    contacts
+        .submit_contact(v1::SubmitContactRequest { contact: Some(contact("waiting", "legal")) })
+        .await
+        .unwrap();
+
+    // Only one replica owns acme's routing domain; the other asks it.
+    for channel in &channels {
+        let mut admin = v1::admin_service_client::AdminServiceClient::new(channel.clone());
+        let answered = async {
+            loop {
+                let stats = admin.get_queue_stats(v1::QueueStatsRequest { tenant: "acme".into() }).await;
+                if let Ok(stats) = stats
+                    && stats
+                        .get_ref()
+                        .queues
+                        .iter()
+                        .any(|q| q.channel == v1::Channel::Voice as i32 && q.waiting == 1)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), answered)
+            .await
+            .expect("both replicas answer within 30 s");
+    }
+    second.stop(Duration::from_secs(5)).await;
+    first.stop(Duration::from_secs(5)).await;
+}
