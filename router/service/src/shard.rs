@@ -402,7 +402,16 @@ impl Worker {
         let mut next = snapshot_offset + 1;
         assignment.add_partition_offset(&self.decisions_topic, partition, Offset::Offset(next))?;
         reader.assign(&assignment)?;
-        let (_, end) = reader.fetch_watermarks(&self.decisions_topic, partition, Duration::from_secs(10))?;
+        let (start, end) =
+            reader.fetch_watermarks(&self.decisions_topic, partition, Duration::from_secs(10))?;
+        // Records the broker has already deleted cannot be replayed: rebuilding without them
+        // would give a state nobody had. Refuse, loudly, until an operator acts (a snapshot
+        // newer than the deleted records, or a longer retention of the decisions topic).
+        anyhow::ensure!(
+            next >= start,
+            "the decision log of partition {partition} now starts at offset {start}, but rebuilding needs \
+             offset {next} on (no snapshot covers the deleted records)"
+        );
         let mut out = Vec::new();
         let mut fence: Option<String> = None;
         let mut replayed = 0;
