@@ -436,13 +436,8 @@ impl Delivery {
         }
         consumer.assign(&assignment).context("assigning the decisions topic")?;
         let outbound_topic = cluster.topic(Topic::Outbound);
-        let producer: ThreadedProducer<DefaultProducerContext> = cluster
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .create()
-            .context("creating the outbound producer")?;
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            cluster.producer_config().create().context("creating the outbound producer")?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("delivery".into()).spawn(move || {

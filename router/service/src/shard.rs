@@ -101,13 +101,8 @@ impl Shard {
         let inputs = [cluster.topic(Topic::Contacts), cluster.topic(Topic::AgentEvents)];
         consumer.subscribe(&inputs.iter().map(String::as_str).collect::<Vec<_>>()).context("subscribing")?;
         let acks = Acks { decisions_topic: cluster.topic(Topic::Decisions), ..Acks::default() };
-        let producer: ThreadedProducer<Acks> = cluster
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .create_with_context(acks)
-            .context("creating the shard's producer")?;
+        let producer: ThreadedProducer<Acks> =
+            cluster.producer_config().create_with_context(acks).context("creating the shard's producer")?;
         let (queries, receiver) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let mut worker = Worker {
