@@ -314,6 +314,11 @@ impl Engine {
         self.timers.next_due()
     }
 
+    /// Who holds a live reservation (the agent or capacity-level pool it was offered to).
+    pub fn reservation_target(&self, id: ReservationId) -> Option<Target> {
+        self.reservation(id).ok().map(|r| self.agents[self.reservations[r].agent].target)
+    }
+
     /// The kind of a pool the engine holds.
     pub fn pool_kind(&self, pool: PoolId) -> Option<PoolKind> {
         self.pool_index.get(&pool).map(|&p| self.pools[p].config.kind)

@@ -82,6 +82,18 @@ impl Registry {
         self.lock().watchers.entry((tenant.to_owned(), id.to_owned())).or_default().push(outbox);
     }
 
+    /// Drops a contact's watchers whose receivers are gone.
+    pub fn unwatch_closed(&self, tenant: &str, id: &str) {
+        let mut state = self.lock();
+        let key = (tenant.to_owned(), id.to_owned());
+        if let Some(watchers) = state.watchers.get_mut(&key) {
+            watchers.retain(|w| !w.is_closed());
+            if watchers.is_empty() {
+                state.watchers.remove(&key);
+            }
+        }
+    }
+
     /// A live contact's status.
     pub fn contact(&self, tenant: &str, id: &str) -> Option<v1::ContactStatus> {
         self.lock().contacts.get(&(tenant.to_owned(), id.to_owned())).cloned()
@@ -161,6 +173,21 @@ impl Registry {
         }
         for decision in &record.decisions {
             state.take_effect(decision, record.at_unix_ms);
+        }
+        // A refusal of an agent's (or provider's) action goes to the stream that sent it, even
+        // when it names a reservation rather than the agent.
+        if let Some(In::Agent(action)) = record.input.as_ref().and_then(|i| i.input.as_ref())
+            && let Some(outbox) = state.targets.get(&action.agent)
+        {
+            for decision in &record.decisions {
+                if let Some(D::Refused(refusal)) = &decision.decision
+                    && refusal.subject != action.agent
+                {
+                    let _ = outbox.send(v1::AgentMessage {
+                        message: Some(v1::agent_message::Message::Refused(refusal.reason.clone())),
+                    });
+                }
+            }
         }
         if let Some(In::Submit(contact)) = record.input.as_ref().and_then(|i| i.input.as_ref())
             && record

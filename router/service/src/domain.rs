@@ -13,7 +13,9 @@
 //! a zombie owner can never add to the log once the new owner's epoch has started.
 
 use rustc_hash::FxHashMap;
-use vuoro_engine::{ContactId, Engine, EngineConfig, Input, Millis, Output};
+use vuoro_engine::{
+    ContactId, Engine, EngineConfig, Input, Millis, Output, Rejection, ReservationId, Target,
+};
 use vuoro_proto::v1;
 
 use crate::convert::{self, ConvertError};
@@ -191,6 +193,11 @@ impl Domain {
     ) -> Result<(), ConvertError> {
         match convert::input(&mut self.directory, input) {
             Ok(engine_input) => {
+                if let Some(reservation) = self.someone_elses(input, &engine_input) {
+                    // To the actor, a reservation of somebody else's does not exist.
+                    out.push(Output::Rejected(Rejection::UnknownReservation(reservation)));
+                    return Ok(());
+                }
                 self.engine.apply(now, &engine_input, out);
                 if let (Input::Enqueue(spec), Some(v1::router_input::Input::Submit(contact))) =
                     (&engine_input, &input.input)
@@ -203,6 +210,21 @@ impl Domain {
             Err(ConvertError::NotForEngine) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    /// The reservation an agent's (or a provider's) action names, when it is held by somebody
+    /// else: an agent answers only its own offers.
+    fn someone_elses(&self, input: &v1::RouterInput, engine_input: &Input) -> Option<ReservationId> {
+        let Some(v1::router_input::Input::Agent(action)) = &input.input else { return None };
+        let (Input::Accept(r) | Input::Reject(r) | Input::Complete(r) | Input::WrapUpDone(r)) = *engine_input
+        else {
+            return None;
+        };
+        let actor = match self.directory.find_agent(&action.agent) {
+            Some(agent) => Target::Agent(agent),
+            None => Target::Pool(self.directory.find_pool(&action.agent)?),
+        };
+        self.engine.reservation_target(r).filter(|&holder| holder != actor).map(|_| r)
     }
 
     /// The record of what was just applied (an input, a skipped input or a tick), with every

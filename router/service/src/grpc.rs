@@ -181,13 +181,18 @@ impl Contacts {
         }
         let (tenant, id) = (contact.tenant.clone(), contact.id.clone());
         let channel = convert::engine_channel(contact.channel);
-        self.0.publish(Topic::Contacts, &tenant, In::Submit(contact), correlation).await?;
-        if let Some(channel) = channel.filter(|_| !duplicate) {
-            crate::metrics::contact_received(channel);
-        }
-        if !duplicate {
+        let published = self.0.publish(Topic::Contacts, &tenant, In::Submit(contact), correlation).await;
+        if published.is_ok() && !duplicate {
             // The router's first word: queued with a position, or offered at once.
             let _ = tokio::time::timeout(FIRST_DECISION_WAIT, rx.recv()).await;
+        }
+        // No word may ever come (Kafka refused the write, the input was dead-lettered): the
+        // watcher must not outlive this call.
+        drop(rx);
+        self.0.registry.unwatch_closed(&tenant, &id);
+        published?;
+        if let Some(channel) = channel.filter(|_| !duplicate) {
+            crate::metrics::contact_received(channel);
         }
         let status = self.0.registry.contact(&tenant, &id).unwrap_or_default();
         if status.state == v1::ContactState::Offered as i32 && !duplicate {
