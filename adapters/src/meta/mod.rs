@@ -176,6 +176,27 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// A stable snake_case code for metrics labels and dead-letter records, e.g.
+    /// `unknown_account` or `read`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::Echo => "echo",
+            SkipReason::Read => "read",
+            SkipReason::Delivery => "delivery",
+            SkipReason::Status(_) => "status",
+            SkipReason::Reaction => "reaction",
+            SkipReason::Deleted => "deleted",
+            SkipReason::Edit => "edit",
+            SkipReason::Standby => "standby",
+            SkipReason::System => "system",
+            SkipReason::Other(_) => "other",
+            SkipReason::Unsupported(_) => "unsupported",
+            SkipReason::PlatformError(_) => "platform_error",
+            SkipReason::UnknownAccount(_) => "unknown_account",
+            SkipReason::Malformed(_) => "malformed_event",
+        }
+    }
+
     /// True for what the listener must dead-letter because a customer's message may be lost
     /// (an unknown account, an unsupported type, a malformed event, a platform error); false
     /// for receipts, echoes and the other events that are routinely ignored.

@@ -26,7 +26,22 @@ impl Secret {
     fn bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// Whether the secret is empty (an unset environment variable given as `""`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
+
+/// Compares in constant time (for secrets of the same length), so a comparison does not leak
+/// how much of a guess was right.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,6 +67,26 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// A stable snake_case code for metrics labels and dead-letter records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HandshakeError::Missing(_) => "missing_parameter",
+            HandshakeError::WrongMode(_) => "wrong_mode",
+            HandshakeError::TokenMismatch => "token_mismatch",
+            HandshakeError::BadChallenge => "bad_challenge",
+        }
+    }
+
+    /// The query parameter at fault, e.g. `hub.verify_token`.
+    pub fn parameter(&self) -> &'static str {
+        match self {
+            HandshakeError::Missing(name) => name,
+            HandshakeError::WrongMode(_) => "hub.mode",
+            HandshakeError::TokenMismatch => "hub.verify_token",
+            HandshakeError::BadChallenge => "hub.challenge",
+        }
+    }
+
     /// 403 for a wrong token (what Meta's documentation asks for), 400 otherwise.
     pub fn http_status(&self) -> u16 {
         match self {
@@ -261,5 +296,26 @@ mod tests {
     #[test]
     fn secrets_do_not_show_in_debug_output() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(..)");
+    }
+
+    #[test]
+    fn secrets_compare_by_content() {
+        assert_eq!(Secret::new("a"), Secret::new(b"a".to_vec()));
+        assert_ne!(Secret::new("a"), Secret::new("b"));
+        assert_ne!(Secret::new("a"), Secret::new("ab"));
+        assert!(Secret::new("").is_empty() && !Secret::new("a").is_empty());
+    }
+
+    #[test]
+    fn handshake_refusals_name_their_parameter_and_code() {
+        let cases = [
+            (HandshakeError::Missing("hub.challenge"), "missing_parameter", "hub.challenge"),
+            (HandshakeError::WrongMode("x".into()), "wrong_mode", "hub.mode"),
+            (HandshakeError::TokenMismatch, "token_mismatch", "hub.verify_token"),
+            (HandshakeError::BadChallenge, "bad_challenge", "hub.challenge"),
+        ];
+        for (error, code, parameter) in cases {
+            assert_eq!((error.code(), error.parameter()), (code, parameter), "{error}");
+        }
     }
 }

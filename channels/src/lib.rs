@@ -1,0 +1,22 @@
+//! Vuoro's channel listeners: the I/O around the pure adapters of `vuoro-adapters`.
+//!
+//! One HTTP listener ([`listener`]) takes callback requests ([`callback`]) and Meta's webhooks
+//! ([`meta`]), normalises them with `vuoro-adapters`, and publishes each contact to the
+//! contacts topic as the router's own gateway does ([`publish`]): a `RouterInput` submit keyed
+//! by tenant on the tenant's partition, answered only once Kafka acknowledged it. Whatever is
+//! refused is answered with a JSON error naming the field and the reason, and written to the
+//! dead-letter topic with that reason. [`metrics`] counts it all per channel.
+
+pub mod callback;
+pub mod listener;
+pub mod meta;
+pub mod metrics;
+pub mod publish;
+
+pub use listener::{Endpoints, Listener, MetaEndpoint};
+pub use publish::Publisher;
+
+/// The current time (the adapters take the clock as an argument).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from(std::time::SystemTime::now())
+}
