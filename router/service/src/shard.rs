@@ -336,8 +336,9 @@ impl Worker {
     }
 
     /// Rebuilds a partition's domain from its newest snapshot and the decision log after it,
-    /// and starts a new epoch: reads the log to its end, appends the epoch start, and goes on reading until its own epoch start
-    /// comes back, so that whatever an older owner appended before it is folded in too.
+    /// and starts a new epoch: reads the log to its end, appends the epoch start, and goes on
+    /// reading until its own epoch start comes back, so that whatever an older owner appended
+    /// before it is folded in too.
     fn recover(&mut self, partition: i32) {
         let started = std::time::Instant::now();
         loop {
@@ -570,15 +571,16 @@ impl Worker {
         for (&partition, pending) in &self.pending {
             let (epoch, seq) = (pending.snapshot.epoch, pending.snapshot.seq);
             let admitted = self.registry.admitted(partition);
-            if pending.snapshot.decisions_offset >= 0 && admitted.epoch == epoch && admitted.seq >= seq {
-                done.push(partition);
-            } else if admitted.epoch > epoch || pending.since.elapsed() > SNAPSHOT_PATIENCE {
-                tracing::warn!(partition, epoch, seq, newer_epoch = admitted.epoch, "snapshot given up");
-                done.push(partition);
-                continue;
-            } else {
+            let ready =
+                pending.snapshot.decisions_offset >= 0 && admitted.epoch == epoch && admitted.seq >= seq;
+            if !ready {
+                if admitted.epoch > epoch || pending.since.elapsed() > SNAPSHOT_PATIENCE {
+                    tracing::warn!(partition, epoch, seq, newer_epoch = admitted.epoch, "snapshot given up");
+                    done.push(partition);
+                }
                 continue;
             }
+            done.push(partition);
             let chunks = snapshots::chunks(&pending.snapshot, pending.slot);
             for (key, chunk) in &chunks {
                 let payload = chunk.encode_to_vec();
