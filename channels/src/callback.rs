@@ -3,7 +3,7 @@
 //! contact, and answered `202 Accepted` — once Kafka has the contact — with what happens next:
 //! the number that will be called and the promised time, in the customer's own time zone.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -91,9 +91,9 @@ impl CallbackAnswer {
             number: number.clone(),
             callback: Promise {
                 as_soon_as_possible: asap,
-                not_before: start.map(|s| s.to_rfc3339()).unwrap_or_default(),
+                not_before: start.map(|s| s.to_rfc3339_opts(SecondsFormat::Secs, false)).unwrap_or_default(),
                 not_before_unix_ms: accepted.earliest_unix_ms,
-                not_after: end.map(|e| e.to_rfc3339()),
+                not_after: end.map(|e| e.to_rfc3339_opts(SecondsFormat::Secs, false)),
                 not_after_unix_ms: accepted.window.as_ref().map(|w| w.end_unix_ms),
                 time_zone: zone.name().to_owned(),
             },

@@ -6,7 +6,8 @@
 //! `VUORO_KAFKA_PARTITIONS`), and any librdkafka setting can be given as
 //! `VUORO_KAFKA_PROPERTY_<NAME>`, `NAME` being the setting upper-cased with `.` → `_`
 //! (`VUORO_KAFKA_PROPERTY_SECURITY_PROTOCOL` sets `security.protocol`). Secrets such as
-//! `sasl.password` belong in the environment, not in the file.
+//! `sasl.password` belong in the environment, not in the file; the Meta app secret and verify
+//! token of the channel listeners are read from the environment only.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use serde::Deserialize;
+use vuoro_adapters::callback::{CallbackConfig, CallbackSettings};
+use vuoro_adapters::meta::{MetaConfig, MetaSettings, Secret};
 
 /// Prefix of every environment variable Vuoro reads; any other variable with it is an error
 /// (a misspelt override would otherwise be ignored without a word).
@@ -59,6 +62,9 @@ pub struct Config {
     /// On shutdown, how long in-flight work may take to finish before the process exits, in
     /// milliseconds. Default 10000. `VUORO_SHUTDOWN_GRACE_MS`.
     pub shutdown_grace_ms: u64,
+    /// The channel listeners (callback requests, Meta webhooks), run by `vuoro serve` and by
+    /// `vuoro adapters` when any channel is enabled.
+    pub channels: ChannelsConfig,
 }
 
 impl Default for Config {
@@ -72,8 +78,169 @@ impl Default for Config {
             status_interval_ms: 5000,
             snapshot_interval_records: 10_000,
             shutdown_grace_ms: 10_000,
+            channels: ChannelsConfig::default(),
         }
     }
+}
+
+/// Environment variable holding the Meta app secret (it signs every webhook body).
+pub const META_APP_SECRET_ENV: &str = "VUORO_CHANNELS_META_APP_SECRET";
+/// Environment variable holding the Meta webhook verify token (the subscription handshake).
+pub const META_VERIFY_TOKEN_ENV: &str = "VUORO_CHANNELS_META_VERIFY_TOKEN";
+
+/// The channel listeners: one HTTP address for every HTTP channel, and each channel's own
+/// section (absent: the channel is off). Secrets are never read from the file.
+///
+/// ```toml
+/// [channels]
+/// listen_addr = "0.0.0.0:8080"
+/// [channels.callback]            # POST /callback
+/// enabled = true                 # the default when the section is there
+/// [channels.callback.tenants.acme]
+/// default_region = "FI"
+/// [channels.meta]                # GET and POST /webhooks/meta
+/// [[channels.meta.accounts]]
+/// platform = "messenger"
+/// id = "1234567890"
+/// tenant = "acme"
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Address of the channels' HTTP listener. Default `127.0.0.1:8080`.
+    /// `VUORO_CHANNELS_LISTEN_ADDR`.
+    pub listen_addr: SocketAddr,
+    /// Callback requests (`POST /callback`): `enabled` plus the callback adapter's own keys
+    /// (`max_body_bytes`, `tenants`; see the adapters' README).
+    pub callback: Option<CallbackChannelConfig>,
+    /// Meta's webhooks for Messenger, Instagram and WhatsApp (`GET` and `POST /webhooks/meta`):
+    /// `enabled` plus the Meta adapter's own keys (`max_body_bytes`, `accounts`).
+    pub meta: Option<MetaChannelConfig>,
+    /// The Meta app secret, from `VUORO_CHANNELS_META_APP_SECRET` only.
+    #[serde(skip)]
+    pub meta_app_secret: Option<Secret>,
+    /// The Meta verify token, from `VUORO_CHANNELS_META_VERIFY_TOKEN` only.
+    #[serde(skip)]
+    pub meta_verify_token: Option<Secret>,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        ChannelsConfig {
+            listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            callback: None,
+            meta: None,
+            meta_app_secret: None,
+            meta_verify_token: None,
+        }
+    }
+}
+
+impl ChannelsConfig {
+    /// The callback adapter's settings when the channel is enabled.
+    pub fn callback_enabled(&self) -> Option<&CallbackConfig> {
+        self.callback.as_ref().filter(|c| c.enabled).map(|c| &c.adapter)
+    }
+
+    /// The Meta adapter's settings when the channel is enabled.
+    pub fn meta_enabled(&self) -> Option<&MetaConfig> {
+        self.meta.as_ref().filter(|c| c.enabled).map(|c| &c.adapter)
+    }
+
+    /// Whether any channel is enabled (and so the listener runs).
+    pub fn any_enabled(&self) -> bool {
+        self.callback_enabled().is_some() || self.meta_enabled().is_some()
+    }
+
+    fn validate(&self, config: &Config, errors: &mut Vec<String>) {
+        if !self.any_enabled() {
+            return;
+        }
+        for (key, addr) in [("grpc_addr", config.grpc_addr), ("admin_addr", config.admin_addr)] {
+            if addr == self.listen_addr && addr.port() != 0 {
+                errors.push(format!(
+                    "channels.listen_addr = {addr}: the same address as {key}; the channels need their own"
+                ));
+            }
+        }
+        if let Some(callback) = self.callback_enabled()
+            && let Err(error) = CallbackSettings::try_from(callback.clone())
+        {
+            errors.extend(error.problems.iter().map(|p| format!("channels.callback.{p}")));
+        }
+        if let Some(meta) = self.meta_enabled() {
+            if let Err(error) = MetaSettings::try_from(meta.clone()) {
+                errors.extend(error.problems.iter().map(|p| format!("channels.meta.{p}")));
+            }
+            for (name, secret, env) in [
+                ("app secret", &self.meta_app_secret, META_APP_SECRET_ENV),
+                ("verify token", &self.meta_verify_token, META_VERIFY_TOKEN_ENV),
+            ] {
+                if secret.as_ref().is_none_or(Secret::is_empty) {
+                    errors.push(format!(
+                        "channels.meta: no {name}; set {env} (secrets are read from the environment, \
+                         never from the file)"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The callback channel's section: whether it runs, and the adapter's own configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(try_from = "toml::Table")]
+pub struct CallbackChannelConfig {
+    /// Whether `POST /callback` is served. Default `true`. `VUORO_CHANNELS_CALLBACK_ENABLED`.
+    pub enabled: bool,
+    /// The callback adapter's configuration (unknown keys refused).
+    pub adapter: CallbackConfig,
+}
+
+impl TryFrom<toml::Table> for CallbackChannelConfig {
+    type Error = String;
+
+    fn try_from(table: toml::Table) -> Result<Self, String> {
+        let (enabled, adapter) = split_section(table)?;
+        Ok(CallbackChannelConfig { enabled, adapter })
+    }
+}
+
+/// The Meta channel's section: whether it runs, and the adapter's own configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(try_from = "toml::Table")]
+pub struct MetaChannelConfig {
+    /// Whether `/webhooks/meta` is served. Default `true`. `VUORO_CHANNELS_META_ENABLED`.
+    pub enabled: bool,
+    /// The Meta adapter's configuration (unknown keys refused).
+    pub adapter: MetaConfig,
+}
+
+impl TryFrom<toml::Table> for MetaChannelConfig {
+    type Error = String;
+
+    fn try_from(table: toml::Table) -> Result<Self, String> {
+        let (enabled, adapter) = split_section(table)?;
+        Ok(MetaChannelConfig { enabled, adapter })
+    }
+}
+
+/// A channel's section: its `enabled` key (default true) and the rest, read as the adapter's
+/// configuration (which refuses unknown keys).
+fn split_section<T: serde::de::DeserializeOwned>(mut table: toml::Table) -> Result<(bool, T), String> {
+    let enabled = match table.remove("enabled") {
+        None => true,
+        Some(toml::Value::Boolean(enabled)) => enabled,
+        Some(other) => return Err(format!("enabled: expected true or false, found {other}")),
+    };
+    let adapter = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+        // Keep the field's name: the key path the file's problems start with ends at the section.
+        let message = e.message();
+        message
+            .strip_prefix("unknown field ")
+            .map_or_else(|| message.to_owned(), |rest| format!("unknown key {rest}"))
+    })?;
+    Ok((enabled, adapter))
 }
 
 /// The Kafka cluster Vuoro uses and the topics it creates there.
@@ -262,6 +429,7 @@ impl Config {
             }
         }
         self.kafka.validate(&mut errors);
+        self.channels.validate(self, &mut errors);
         if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
     }
 
@@ -310,6 +478,36 @@ impl Config {
                 self.kafka.replication_factor =
                     parse_number(value).map_err(|e| problem("kafka.replication_factor", &e))?;
             }
+            "VUORO_CHANNELS_LISTEN_ADDR" => {
+                self.channels.listen_addr =
+                    parse_addr(value).map_err(|e| problem("channels.listen_addr", &e))?;
+            }
+            "VUORO_CHANNELS_CALLBACK_ENABLED" => {
+                let enabled = parse_bool(value).map_err(|e| problem("channels.callback.enabled", &e))?;
+                match &mut self.channels.callback {
+                    Some(section) => section.enabled = enabled,
+                    None if enabled => {
+                        return Err(problem(
+                            "channels.callback.enabled",
+                            "there is no [channels.callback] section",
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            "VUORO_CHANNELS_META_ENABLED" => {
+                let enabled = parse_bool(value).map_err(|e| problem("channels.meta.enabled", &e))?;
+                match &mut self.channels.meta {
+                    Some(section) => section.enabled = enabled,
+                    None if enabled => {
+                        return Err(problem("channels.meta.enabled", "there is no [channels.meta] section"));
+                    }
+                    None => {}
+                }
+            }
+            // Values are not echoed: they are secrets.
+            META_APP_SECRET_ENV => self.channels.meta_app_secret = Some(Secret::new(value)),
+            META_VERIFY_TOKEN_ENV => self.channels.meta_verify_token = Some(Secret::new(value)),
             _ => {
                 return Err(format!(
                     "{name}: unknown environment variable; Vuoro reads {} and {PROPERTY_ENV_PREFIX}<NAME>",
@@ -322,7 +520,7 @@ impl Config {
 }
 
 /// The environment variables that override a key (besides `VUORO_KAFKA_PROPERTY_<NAME>`).
-pub const ENV_VARS: [&str; 11] = [
+pub const ENV_VARS: [&str; 16] = [
     "VUORO_GRPC_ADDR",
     "VUORO_ADVERTISE_ADDR",
     "VUORO_ADMIN_ADDR",
@@ -334,6 +532,11 @@ pub const ENV_VARS: [&str; 11] = [
     "VUORO_KAFKA_TOPIC_PREFIX",
     "VUORO_KAFKA_PARTITIONS",
     "VUORO_KAFKA_REPLICATION_FACTOR",
+    "VUORO_CHANNELS_LISTEN_ADDR",
+    "VUORO_CHANNELS_CALLBACK_ENABLED",
+    "VUORO_CHANNELS_META_ENABLED",
+    META_APP_SECRET_ENV,
+    META_VERIFY_TOKEN_ENV,
 ];
 
 /// Librdkafka settings Vuoro's correctness rests on: a property may restate the value Vuoro uses
@@ -475,16 +678,19 @@ fn from_toml(text: &str, file: &str, errors: &mut Vec<String>) -> Config {
     let mut good = toml::Table::new();
     for (key, value) in table {
         match value {
-            toml::Value::Table(kafka) if key == "kafka" => {
+            toml::Value::Table(mut section) if key == "kafka" || key == "channels" => {
+                if key == "channels" {
+                    refuse_secrets_in_file(&mut section, file, errors);
+                }
                 let mut good_kafka = toml::Table::new();
-                for (kafka_key, kafka_value) in kafka {
+                for (kafka_key, kafka_value) in section {
                     let single = toml::Table::from_iter([(kafka_key.clone(), kafka_value.clone())]);
                     let single = toml::Table::from_iter([(key.clone(), toml::Value::Table(single))]);
                     match single.try_into::<Config>() {
                         Ok(_) => {
                             good_kafka.insert(kafka_key, kafka_value);
                         }
-                        Err(error) => errors.push(file_problem(&format!("kafka.{kafka_key}"), &error, file)),
+                        Err(error) => errors.push(file_problem(&format!("{key}.{kafka_key}"), &error, file)),
                     }
                 }
                 good.insert(key, toml::Value::Table(good_kafka));
@@ -505,6 +711,20 @@ fn from_toml(text: &str, file: &str, errors: &mut Vec<String>) -> Config {
         errors.push(format!("config file {file}: {}", error.message()));
         Config::default()
     })
+}
+
+/// Takes the Meta secrets out of the file's `[channels.meta]`, each with a problem that says
+/// where they belong: a secret in a config file ends up in version control and config maps.
+fn refuse_secrets_in_file(channels: &mut toml::Table, file: &str, errors: &mut Vec<String>) {
+    let Some(toml::Value::Table(meta)) = channels.get_mut("meta") else { return };
+    for (key, env) in [("app_secret", META_APP_SECRET_ENV), ("verify_token", META_VERIFY_TOKEN_ENV)] {
+        if meta.remove(key).is_some() {
+            errors.push(format!(
+                "channels.meta.{key}: secrets are not read from the config file; set {env} in the \
+                 environment (config file {file})"
+            ));
+        }
+    }
 }
 
 fn file_problem(key: &str, error: &toml::de::Error, file: &str) -> String {
@@ -808,6 +1028,100 @@ mod tests {
         assert_eq!(errors.0.len(), 2, "{errors}");
         assert!(errors.0[0].starts_with("VUORO_KAFKA_PROPERTY_: names no librdkafka property"), "{errors}");
         assert!(errors.0[1].starts_with("kafka.properties.acks = \"0\""), "{errors}");
+    }
+
+    const CHANNELS: &str = r#"
+        [channels]
+        listen_addr = "0.0.0.0:8080"
+        [channels.callback]
+        max_body_bytes = 4096
+        [channels.callback.tenants.acme]
+        default_region = "FI"
+        required_skills = [{ skill = "voice" }]
+        [channels.meta]
+        enabled = false
+        [[channels.meta.accounts]]
+        platform = "messenger"
+        id = "1234"
+        tenant = "acme"
+    "#;
+
+    #[test]
+    fn channels_from_the_file_and_secrets_from_the_environment() {
+        let config = load_text(CHANNELS, &[]).unwrap();
+        let channels = &config.channels;
+        assert_eq!(channels.listen_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(channels.callback_enabled().map(|c| c.max_body_bytes), Some(4096));
+        assert!(channels.meta_enabled().is_none(), "enabled = false in the file");
+        assert!(channels.any_enabled());
+        assert_eq!(Config::default().channels.listen_addr, "127.0.0.1:8080".parse().unwrap());
+        assert!(!Config::default().channels.any_enabled());
+
+        let config = load_text(
+            CHANNELS,
+            &[
+                ("VUORO_CHANNELS_META_ENABLED", "true"),
+                ("VUORO_CHANNELS_CALLBACK_ENABLED", "0"),
+                ("VUORO_CHANNELS_LISTEN_ADDR", "127.0.0.1:9000"),
+                ("VUORO_CHANNELS_META_APP_SECRET", "app-secret-value"),
+                ("VUORO_CHANNELS_META_VERIFY_TOKEN", "verify-token-value"),
+            ],
+        )
+        .unwrap();
+        let channels = &config.channels;
+        assert_eq!(channels.listen_addr, "127.0.0.1:9000".parse().unwrap());
+        assert!(channels.callback_enabled().is_none());
+        assert_eq!(channels.meta_enabled().map(|m| m.accounts.len()), Some(1));
+        assert_eq!(channels.meta_app_secret, Some(Secret::new("app-secret-value")));
+        assert_eq!(channels.meta_verify_token, Some(Secret::new("verify-token-value")));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("app-secret-value") && !shown.contains("verify-token-value"), "{shown}");
+    }
+
+    #[test]
+    fn every_channel_problem_reported_together() {
+        let text = r#"
+            grpc_addr = "127.0.0.1:8080"
+            [channels]
+            listen_addr = "127.0.0.1:8080"
+            [channels.callback]
+            max_body_bytes = 0
+            [channels.callback.tenants.acme]
+            default_region = "XX"
+            [channels.meta]
+            app_secret = "in the file"
+            accounts = []
+        "#;
+        let errors = load_text(text, &[]).unwrap_err();
+        let all = errors.to_string();
+        for key in [
+            "channels.meta.app_secret: secrets are not read from the config file; set VUORO_CHANNELS_META_APP_SECRET",
+            "channels.listen_addr = 127.0.0.1:8080: the same address as grpc_addr",
+            "channels.callback.max_body_bytes: must be above 0",
+            "channels.callback.tenants.acme.default_region: \"XX\" is not a region",
+            "channels.meta.accounts: none configured",
+            "channels.meta: no app secret; set VUORO_CHANNELS_META_APP_SECRET",
+            "channels.meta: no verify token; set VUORO_CHANNELS_META_VERIFY_TOKEN",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        assert_eq!(errors.0.len(), 7, "{all}");
+        assert!(!all.contains("in the file"), "the secret's value is not echoed:\n{all}");
+
+        let errors = load_text(
+            "[channels.callback]\nenabled = \"yes\"\n[channels.meta]\nacounts = []\n",
+            &[("VUORO_CHANNELS_CALLBACK_ENABLED", "true")],
+        )
+        .unwrap_err();
+        let all = errors.to_string();
+        for key in [
+            "channels.callback: enabled: expected true or false",
+            "channels.meta: unknown key `acounts`, expected",
+            "channels.callback.enabled: VUORO_CHANNELS_CALLBACK_ENABLED=\"true\": there is no [channels.callback] section",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        assert_eq!(errors.0.len(), 3, "{all}");
     }
 
     #[test]

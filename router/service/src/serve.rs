@@ -1,8 +1,12 @@
 //! `vuoro serve`: Kafka (given or embedded), the router shard, delivery, the gRPC API with
-//! health and reflection, and the admin HTTP port — started in that order, stopped in reverse.
+//! health and reflection, the [extensions](Extension) built in other crates (the channel
+//! listeners), and the admin HTTP port — started in that order; on stop, readiness goes off,
+//! the extensions stop taking input first, then the API, the shard and delivery, and Kafka last.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +61,40 @@ impl ServeArgs {
     }
 }
 
+/// A boxed future that can move between threads.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A part of `vuoro serve` that lives in another crate, such as the channel listeners (which
+/// build on this crate, so it cannot name them): started once Kafka and the API are up, and
+/// stopped before them.
+pub trait Extension: Send + Sync {
+    /// Its name, for logs.
+    fn name(&self) -> &'static str;
+
+    /// Starts it on the service's Kafka cluster; `None` when the configuration leaves it off.
+    fn start<'a>(
+        &'a self,
+        config: &'a Config,
+        cluster: &'a Cluster,
+    ) -> BoxFuture<'a, anyhow::Result<Option<Box<dyn RunningExtension>>>>;
+}
+
+/// A started [`Extension`].
+pub trait RunningExtension: Send {
+    /// The addresses it listens on, by name (e.g. `channels`).
+    fn addresses(&self) -> Vec<(&'static str, SocketAddr)>;
+
+    /// Stops taking input and finishes what is in flight within `grace`.
+    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()>;
+}
+
 /// Runs `vuoro serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    run_with(args, Vec::new())
+}
+
+/// Runs `vuoro serve` with `extensions` until SIGINT or SIGTERM.
+pub fn run_with(args: ServeArgs, extensions: Vec<Box<dyn Extension>>) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     if args.validate_config {
         println!("configuration is valid");
@@ -67,7 +103,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init(config.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = Server::start(&config).await?;
+        let server = Server::start_with(&config, &extensions).await?;
         tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, "vuoro serving");
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -76,7 +112,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn shutdown_signal() {
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -101,6 +138,9 @@ pub struct Server {
     pub health: Health,
     /// The Kafka cluster's `bootstrap.servers` (the embedded one's, when it runs one).
     pub kafka_bootstrap: String,
+    /// Where the started extensions listen, by name (e.g. `channels`).
+    pub extension_addrs: Vec<(&'static str, SocketAddr)>,
+    extensions: Vec<Box<dyn RunningExtension>>,
     stop: watch::Sender<bool>,
     grpc: tokio::task::JoinHandle<()>,
     admin: tokio::task::JoinHandle<()>,
@@ -113,6 +153,11 @@ pub struct Server {
 impl Server {
     /// Starts every part; addresses with port 0 get a free port.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        Server::start_with(config, &[]).await
+    }
+
+    /// Starts every part and the `extensions`; addresses with port 0 get a free port.
+    pub async fn start_with(config: &Config, extensions: &[Box<dyn Extension>]) -> anyhow::Result<Server> {
         let health = Health::new();
         health.set_not_ready("starting");
         let metrics = crate::metrics::install()?;
@@ -167,6 +212,26 @@ impl Server {
                 tracing::error!(%error, "gRPC server");
             }
         });
+        let mut running = Vec::new();
+        for extension in extensions {
+            match extension.start(config, &cluster).await {
+                Ok(Some(started)) => running.push(started),
+                Ok(None) => {}
+                Err(error) => {
+                    let _ = stop.send(true);
+                    for started in running {
+                        started.stop(Duration::from_secs(1)).await;
+                    }
+                    return Err(error.context(format!("starting {}", extension.name())));
+                }
+            }
+        }
+        if extensions.is_empty() && config.channels.any_enabled() {
+            tracing::warn!(
+                "channels are configured but this build of the service does not run their listeners"
+            );
+        }
+        let extension_addrs = running.iter().flat_map(|r| r.addresses()).collect();
         let mut admin_stopped = stopped;
         let (admin_addr, admin) = admin_http::serve(config.admin_addr, metrics, health.clone(), async move {
             let _ = admin_stopped.wait_for(|&s| s).await;
@@ -179,6 +244,8 @@ impl Server {
             admin_addr,
             health,
             kafka_bootstrap,
+            extension_addrs,
+            extensions: running,
             stop,
             grpc,
             admin,
@@ -188,10 +255,13 @@ impl Server {
         })
     }
 
-    /// Stops taking requests, lets in-flight ones finish within `grace`, then stops the
-    /// shard (flushing its decisions) and delivery.
+    /// Stops taking requests (the extensions first), lets in-flight ones finish within
+    /// `grace`, then stops the shard (flushing its decisions) and delivery.
     pub async fn stop(mut self, grace: Duration) {
         self.health.set_not_ready("shutting down");
+        for extension in std::mem::take(&mut self.extensions) {
+            extension.stop(grace).await;
+        }
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(grace, &mut self.grpc).await;
         let _ = tokio::time::timeout(grace, &mut self.admin).await;

@@ -15,8 +15,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the router: the gRPC API over Kafka (an embedded cluster unless brokers are given).
+    /// Run the router: the gRPC API over Kafka (an embedded cluster unless brokers are given),
+    /// and the channel listeners when any channel is enabled.
     Serve(vuoro_service::serve::ServeArgs),
+    /// Run only the channel listeners and the admin port against the router's Kafka cluster:
+    /// a separate process that scales apart from the router.
+    Adapters(vuoro_channels::AdaptersArgs),
     /// Load test: drive a service end to end and report throughput and latency.
     Loadgen(vuoro_service::loadgen::LoadgenArgs),
     /// What-if staffing: run a scenario through the real engine in virtual time.
@@ -26,7 +30,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => vuoro_service::serve::run(args),
+        Command::Serve(args) => {
+            vuoro_service::serve::run_with(args, vec![Box::new(vuoro_channels::ChannelsExtension)])
+        }
+        Command::Adapters(args) => vuoro_channels::service::run(args),
         Command::Loadgen(args) => vuoro_service::loadgen::run(args),
         Command::Simulate(args) => vuoro_sim::cli::run(args),
     };

@@ -1,0 +1,264 @@
+//! Running the channels: from the router's configuration to a started listener, inside
+//! `vuoro serve` ([`ChannelsExtension`]) or on its own as `vuoro adapters` ([`run`]), a
+//! separate process that scales apart from the router and shares only Kafka with it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use vuoro_adapters::callback::CallbackSettings;
+use vuoro_adapters::meta::MetaSettings;
+use vuoro_service::admin_http::{self, Health};
+use vuoro_service::config::{ChannelsConfig, Config};
+use vuoro_service::kafka::Cluster;
+use vuoro_service::serve::{BoxFuture, Extension, RunningExtension};
+
+use crate::listener::{Endpoints, Listener, MetaEndpoint};
+use crate::publish::Publisher;
+
+/// The name under which the listener's address is reported ([`vuoro_service::serve::Server`]'s
+/// `extension_addrs`).
+pub const NAME: &str = "channels";
+
+impl TryFrom<&ChannelsConfig> for Endpoints {
+    type Error = anyhow::Error;
+
+    /// The validated settings of every enabled channel; every problem at once.
+    fn try_from(config: &ChannelsConfig) -> anyhow::Result<Endpoints> {
+        let mut problems = Vec::new();
+        let callback = match config.callback_enabled().map(|c| CallbackSettings::try_from(c.clone())) {
+            Some(Ok(settings)) => Some(settings),
+            Some(Err(error)) => {
+                problems.extend(error.problems.into_iter().map(|p| format!("channels.callback.{p}")));
+                None
+            }
+            None => None,
+        };
+        let meta = match config.meta_enabled().map(|m| MetaSettings::try_from(m.clone())) {
+            Some(Ok(settings)) => match (&config.meta_app_secret, &config.meta_verify_token) {
+                (Some(app_secret), Some(verify_token)) => Some(MetaEndpoint {
+                    settings,
+                    app_secret: app_secret.clone(),
+                    verify_token: verify_token.clone(),
+                }),
+                _ => {
+                    problems
+                        .push("channels.meta: the app secret and the verify token are required".to_owned());
+                    None
+                }
+            },
+            Some(Err(error)) => {
+                problems.extend(error.problems.into_iter().map(|p| format!("channels.meta.{p}")));
+                None
+            }
+            None => None,
+        };
+        if problems.is_empty() {
+            Ok(Endpoints { callback, meta })
+        } else {
+            Err(anyhow!("{}", problems.join("\n")))
+        }
+    }
+}
+
+/// The channel listener of a process.
+pub struct Channels {
+    listener: Listener,
+}
+
+impl Channels {
+    /// Starts the listener on `cluster` when any channel is enabled; `None` otherwise.
+    pub async fn start(config: &Config, cluster: &Cluster) -> anyhow::Result<Option<Channels>> {
+        let endpoints = Endpoints::try_from(&config.channels)?;
+        if !endpoints.any() {
+            return Ok(None);
+        }
+        let publisher = Publisher::new(cluster)?;
+        let listener = Listener::start(config.channels.listen_addr, endpoints, publisher).await?;
+        Ok(Some(Channels { listener }))
+    }
+
+    /// Where the listener listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.addr()
+    }
+
+    /// Stops taking requests and finishes those in progress within `grace`.
+    pub async fn stop(self, grace: Duration) {
+        self.listener.stop(grace).await;
+    }
+}
+
+/// The channel listener as a part of `vuoro serve`: started after Kafka and the API when any
+/// channel is enabled, stopped first.
+pub struct ChannelsExtension;
+
+impl Extension for ChannelsExtension {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start<'a>(
+        &'a self,
+        config: &'a Config,
+        cluster: &'a Cluster,
+    ) -> BoxFuture<'a, anyhow::Result<Option<Box<dyn RunningExtension>>>> {
+        Box::pin(async move {
+            let started = Channels::start(config, cluster).await?;
+            Ok(started.map(|c| Box::new(c) as Box<dyn RunningExtension>))
+        })
+    }
+}
+
+impl RunningExtension for Channels {
+    fn addresses(&self) -> Vec<(&'static str, SocketAddr)> {
+        vec![(NAME, self.addr())]
+    }
+
+    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(Channels::stop(*self, grace))
+    }
+}
+
+/// `vuoro adapters` options; each overrides the config file and the environment.
+#[derive(clap::Args, Debug, Default)]
+pub struct AdaptersArgs {
+    /// The config file (TOML): the same as `vuoro serve`'s; `[kafka]`, `admin_addr` and
+    /// `[channels]` are read.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers (host:port,...) of the cluster the router uses; required.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    /// Address of the channels' HTTP listener.
+    #[arg(long)]
+    pub listen_addr: Option<SocketAddr>,
+    /// Admin HTTP address (/metrics, /healthz, /readyz).
+    #[arg(long)]
+    pub admin_addr: Option<SocketAddr>,
+    /// Check the configuration, report every problem, and exit.
+    #[arg(long)]
+    pub validate_config: bool,
+}
+
+impl AdaptersArgs {
+    /// The configuration: file, then environment, then these flags; checked for what
+    /// `vuoro adapters` needs (brokers, at least one channel).
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config =
+            Config::load(self.config.as_deref(), std::env::vars()).map_err(|e| anyhow!("{e}"))?;
+        if let Some(brokers) = &self.kafka_brokers {
+            config.kafka.brokers = Some(brokers.clone());
+        }
+        if let Some(addr) = self.listen_addr {
+            config.channels.listen_addr = addr;
+        }
+        if let Some(addr) = self.admin_addr {
+            config.admin_addr = addr;
+        }
+        let mut problems = match config.validate() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.0,
+        };
+        problems.extend(adapters_problems(&config));
+        if problems.is_empty() { Ok(config) } else { Err(anyhow!("{}", problems.join("\n"))) }
+    }
+}
+
+/// What `vuoro adapters` needs beyond a valid configuration.
+fn adapters_problems(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.kafka.brokers.is_none() {
+        problems.push(
+            "kafka.brokers: required by vuoro adapters (--kafka-brokers or VUORO_KAFKA_BROKERS): the \
+             router's cluster; an embedded one would reach no router"
+                .to_owned(),
+        );
+    }
+    if !config.channels.any_enabled() {
+        problems
+            .push("channels: no channel is enabled; add [channels.callback] or [channels.meta]".to_owned());
+    }
+    if config.channels.listen_addr == config.admin_addr && config.admin_addr.port() != 0 {
+        problems.push(format!(
+            "channels.listen_addr = {}: the same address as admin_addr",
+            config.channels.listen_addr
+        ));
+    }
+    problems
+}
+
+/// Runs `vuoro adapters` until SIGINT or SIGTERM.
+pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    if args.validate_config {
+        println!("configuration is valid");
+        return Ok(ExitCode::SUCCESS);
+    }
+    vuoro_service::logging::init(config.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let adapters = Adapters::start(&config).await?;
+        tracing::info!(channels = %adapters.channels_addr, admin = %adapters.admin_addr, "vuoro adapters serving");
+        vuoro_service::serve::shutdown_signal().await;
+        tracing::info!("shutting down");
+        adapters.stop(Duration::from_millis(config.shutdown_grace_ms)).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A running `vuoro adapters`: the channel listener and the admin port, on the router's Kafka.
+pub struct Adapters {
+    /// Where the channels listen.
+    pub channels_addr: SocketAddr,
+    /// Where the admin port listens.
+    pub admin_addr: SocketAddr,
+    /// Readiness, as `/readyz` reports it.
+    pub health: Health,
+    channels: Channels,
+    stop_admin: tokio::sync::oneshot::Sender<()>,
+    admin: tokio::task::JoinHandle<()>,
+    // Dropped last.
+    _cluster: Cluster,
+}
+
+impl Adapters {
+    /// Connects to the configured Kafka (creating missing topics), starts the channel
+    /// listener and the admin port, and reports ready.
+    pub async fn start(config: &Config) -> anyhow::Result<Adapters> {
+        let problems = adapters_problems(config);
+        if !problems.is_empty() {
+            return Err(anyhow!("{}", problems.join("\n")));
+        }
+        let health = Health::new();
+        let metrics = vuoro_service::metrics::install()?;
+        let cluster = Cluster::start(&config.kafka).await.context("connecting to Kafka")?;
+        let channels = Channels::start(config, &cluster).await?.context("no channel is enabled")?;
+        let (stop_admin, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (admin_addr, admin) = admin_http::serve(config.admin_addr, metrics, health.clone(), async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        health.set_ready();
+        Ok(Adapters {
+            channels_addr: channels.addr(),
+            admin_addr,
+            health,
+            channels,
+            stop_admin,
+            admin,
+            _cluster: cluster,
+        })
+    }
+
+    /// Reports not ready, stops taking requests and finishes those in progress within `grace`,
+    /// then stops the admin port.
+    pub async fn stop(mut self, grace: Duration) {
+        self.health.set_not_ready("shutting down");
+        self.channels.stop(grace).await;
+        let _ = self.stop_admin.send(());
+        let _ = tokio::time::timeout(grace, &mut self.admin).await;
+    }
+}
