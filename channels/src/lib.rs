@@ -6,9 +6,11 @@
 //! by tenant on the tenant's partition, answered only once Kafka acknowledged it. Whatever is
 //! refused is answered with a JSON error naming the field and the reason, and written to the
 //! dead-letter topic with that reason. [`metrics`] counts it all per channel. [`service`] runs the
-//! listener inside `vuoro serve` or on its own as `vuoro adapters`.
+//! listener inside `vuoro serve` or on its own as `vuoro adapters`; [`deliver`] sends agents'
+//! replies to Meta contacts through the platforms' send APIs.
 
 pub mod callback;
+pub mod deliver;
 pub mod listener;
 pub mod meta;
 pub mod metrics;

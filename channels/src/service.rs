@@ -15,6 +15,7 @@ use vuoro_service::config::{ChannelsConfig, Config};
 use vuoro_service::kafka::Cluster;
 use vuoro_service::serve::{BoxFuture, Extension, RunningExtension};
 
+use crate::deliver::{DeliverySettings, MetaDelivery};
 use crate::listener::{Endpoints, Listener, MetaEndpoint};
 use crate::publish::Publisher;
 
@@ -63,9 +64,28 @@ impl TryFrom<&ChannelsConfig> for Endpoints {
     }
 }
 
-/// The channel listener of a process.
+/// The channel listener of a process, and the delivery of replies when configured.
 pub struct Channels {
     listener: Listener,
+    delivery: Option<MetaDelivery>,
+}
+
+/// The reply delivery settings of an enabled Meta channel with a send API URL.
+fn delivery_settings(config: &ChannelsConfig) -> anyhow::Result<Option<DeliverySettings>> {
+    let Some(meta) = config.meta.as_ref().filter(|m| m.enabled) else { return Ok(None) };
+    let Some(url) = &meta.send_api_url else { return Ok(None) };
+    let base_url = url.parse().with_context(|| format!("channels.meta.send_api_url = {url:?}"))?;
+    let access_token = config.meta_access_token.clone().context(
+        "channels.meta.send_api_url: replies need an access token (VUORO_CHANNELS_META_ACCESS_TOKEN)",
+    )?;
+    let mut accounts = std::collections::HashMap::<_, Vec<String>>::new();
+    for account in &meta.adapter.accounts {
+        accounts
+            .entry((account.tenant.clone(), account.platform))
+            .or_default()
+            .push(account.id.trim().to_owned());
+    }
+    Ok(Some(DeliverySettings { base_url, access_token, accounts }))
 }
 
 impl Channels {
@@ -75,9 +95,19 @@ impl Channels {
         if !endpoints.any() {
             return Ok(None);
         }
+        let delivery = delivery_settings(&config.channels)?;
         let publisher = Publisher::new(cluster)?;
+        let delivery = match delivery {
+            Some(settings) => Some(MetaDelivery::start(cluster, settings, publisher.clone())?),
+            None => None,
+        };
         let listener = Listener::start(config.channels.listen_addr, endpoints, publisher).await?;
-        Ok(Some(Channels { listener }))
+        Ok(Some(Channels { listener, delivery }))
+    }
+
+    /// Whether replies are delivered and the delivery consumer has its partitions.
+    pub fn delivery_ready(&self) -> bool {
+        self.delivery.as_ref().is_some_and(MetaDelivery::is_assigned)
     }
 
     /// Where the listener listens.
@@ -85,9 +115,13 @@ impl Channels {
         self.listener.addr()
     }
 
-    /// Stops taking requests and finishes those in progress within `grace`.
+    /// Stops taking requests and finishes those in progress within `grace`, then stops
+    /// delivering replies.
     pub async fn stop(self, grace: Duration) {
         self.listener.stop(grace).await;
+        if let Some(delivery) = self.delivery {
+            delivery.stop(grace).await;
+        }
     }
 }
 
@@ -251,6 +285,11 @@ impl Adapters {
             admin,
             _cluster: cluster,
         })
+    }
+
+    /// Whether replies are delivered and the delivery consumer has its partitions.
+    pub fn delivery_ready(&self) -> bool {
+        self.channels.delivery_ready()
     }
 
     /// Reports not ready, stops taking requests and finishes those in progress within `grace`,

@@ -27,6 +27,11 @@ impl Secret {
         &self.0
     }
 
+    /// The secret's bytes, for the one place that must send it (an `Authorization` header).
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Whether the secret is empty (an unset environment variable given as `""`).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

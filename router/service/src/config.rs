@@ -87,6 +87,8 @@ impl Default for Config {
 pub const META_APP_SECRET_ENV: &str = "VUORO_CHANNELS_META_APP_SECRET";
 /// Environment variable holding the Meta webhook verify token (the subscription handshake).
 pub const META_VERIFY_TOKEN_ENV: &str = "VUORO_CHANNELS_META_VERIFY_TOKEN";
+/// Environment variable holding the access token replies are sent with (Meta's send APIs).
+pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
 
 /// The channel listeners: one HTTP address for every HTTP channel, and each channel's own
 /// section (absent: the channel is off). Secrets are never read from the file.
@@ -122,6 +124,9 @@ pub struct ChannelsConfig {
     /// The Meta verify token, from `VUORO_CHANNELS_META_VERIFY_TOKEN` only.
     #[serde(skip)]
     pub meta_verify_token: Option<Secret>,
+    /// The access token for Meta's send APIs, from `VUORO_CHANNELS_META_ACCESS_TOKEN` only.
+    #[serde(skip)]
+    pub meta_access_token: Option<Secret>,
 }
 
 impl Default for ChannelsConfig {
@@ -132,6 +137,7 @@ impl Default for ChannelsConfig {
             meta: None,
             meta_app_secret: None,
             meta_verify_token: None,
+            meta_access_token: None,
         }
     }
 }
@@ -167,6 +173,22 @@ impl ChannelsConfig {
             && let Err(error) = CallbackSettings::try_from(callback.clone())
         {
             errors.extend(error.problems.iter().map(|p| format!("channels.callback.{p}")));
+        }
+        if let Some(url) = self.meta.as_ref().filter(|m| m.enabled).and_then(|m| m.send_api_url.as_deref()) {
+            match url.parse::<hyper::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {}
+                Ok(uri) if uri.scheme_str() == Some("https") => errors.push(format!(
+                    "channels.meta.send_api_url = {url:?}: this build has no TLS client; give the http:// \
+                     address of an egress proxy that speaks TLS to the platform"
+                )),
+                _ => errors
+                    .push(format!("channels.meta.send_api_url = {url:?}: not an http:// URL with a host")),
+            }
+            if self.meta_access_token.as_ref().is_none_or(Secret::is_empty) {
+                errors.push(format!(
+                    "channels.meta.send_api_url: replies need an access token; set {META_ACCESS_TOKEN_ENV}"
+                ));
+            }
         }
         if let Some(meta) = self.meta_enabled() {
             if let Err(error) = MetaSettings::try_from(meta.clone()) {
@@ -206,12 +228,17 @@ impl TryFrom<toml::Table> for CallbackChannelConfig {
     }
 }
 
-/// The Meta channel's section: whether it runs, and the adapter's own configuration.
+/// The Meta channel's section: whether it runs, where replies go, and the adapter's own
+/// configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(try_from = "toml::Table")]
 pub struct MetaChannelConfig {
     /// Whether `/webhooks/meta` is served. Default `true`. `VUORO_CHANNELS_META_ENABLED`.
     pub enabled: bool,
+    /// Base URL of the Graph API, version included (e.g. `http://graph-proxy:8080/v21.0`):
+    /// agents' replies to Meta contacts are sent there. Unset: replies are not delivered.
+    /// `VUORO_CHANNELS_META_SEND_API_URL`.
+    pub send_api_url: Option<String>,
     /// The Meta adapter's configuration (unknown keys refused).
     pub adapter: MetaConfig,
 }
@@ -219,9 +246,14 @@ pub struct MetaChannelConfig {
 impl TryFrom<toml::Table> for MetaChannelConfig {
     type Error = String;
 
-    fn try_from(table: toml::Table) -> Result<Self, String> {
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let send_api_url = match table.remove("send_api_url") {
+            None => None,
+            Some(toml::Value::String(url)) => Some(url),
+            Some(other) => return Err(format!("send_api_url: expected a URL, found {other}")),
+        };
         let (enabled, adapter) = split_section(table)?;
-        Ok(MetaChannelConfig { enabled, adapter })
+        Ok(MetaChannelConfig { enabled, send_api_url, adapter })
     }
 }
 
@@ -505,7 +537,14 @@ impl Config {
                     None => {}
                 }
             }
+            "VUORO_CHANNELS_META_SEND_API_URL" => match &mut self.channels.meta {
+                Some(section) => section.send_api_url = Some(value.to_owned()),
+                None => {
+                    return Err(problem("channels.meta.send_api_url", "there is no [channels.meta] section"));
+                }
+            },
             // Values are not echoed: they are secrets.
+            META_ACCESS_TOKEN_ENV => self.channels.meta_access_token = Some(Secret::new(value)),
             META_APP_SECRET_ENV => self.channels.meta_app_secret = Some(Secret::new(value)),
             META_VERIFY_TOKEN_ENV => self.channels.meta_verify_token = Some(Secret::new(value)),
             _ => {
@@ -520,7 +559,7 @@ impl Config {
 }
 
 /// The environment variables that override a key (besides `VUORO_KAFKA_PROPERTY_<NAME>`).
-pub const ENV_VARS: [&str; 16] = [
+pub const ENV_VARS: [&str; 18] = [
     "VUORO_GRPC_ADDR",
     "VUORO_ADVERTISE_ADDR",
     "VUORO_ADMIN_ADDR",
@@ -535,8 +574,10 @@ pub const ENV_VARS: [&str; 16] = [
     "VUORO_CHANNELS_LISTEN_ADDR",
     "VUORO_CHANNELS_CALLBACK_ENABLED",
     "VUORO_CHANNELS_META_ENABLED",
+    "VUORO_CHANNELS_META_SEND_API_URL",
     META_APP_SECRET_ENV,
     META_VERIFY_TOKEN_ENV,
+    META_ACCESS_TOKEN_ENV,
 ];
 
 /// Librdkafka settings Vuoro's correctness rests on: a property may restate the value Vuoro uses
@@ -717,7 +758,11 @@ fn from_toml(text: &str, file: &str, errors: &mut Vec<String>) -> Config {
 /// where they belong: a secret in a config file ends up in version control and config maps.
 fn refuse_secrets_in_file(channels: &mut toml::Table, file: &str, errors: &mut Vec<String>) {
     let Some(toml::Value::Table(meta)) = channels.get_mut("meta") else { return };
-    for (key, env) in [("app_secret", META_APP_SECRET_ENV), ("verify_token", META_VERIFY_TOKEN_ENV)] {
+    for (key, env) in [
+        ("app_secret", META_APP_SECRET_ENV),
+        ("verify_token", META_VERIFY_TOKEN_ENV),
+        ("access_token", META_ACCESS_TOKEN_ENV),
+    ] {
         if meta.remove(key).is_some() {
             errors.push(format!(
                 "channels.meta.{key}: secrets are not read from the config file; set {env} in the \
@@ -1065,6 +1110,8 @@ mod tests {
                 ("VUORO_CHANNELS_LISTEN_ADDR", "127.0.0.1:9000"),
                 ("VUORO_CHANNELS_META_APP_SECRET", "app-secret-value"),
                 ("VUORO_CHANNELS_META_VERIFY_TOKEN", "verify-token-value"),
+                ("VUORO_CHANNELS_META_SEND_API_URL", "http://graph-proxy:8080/v21.0"),
+                ("VUORO_CHANNELS_META_ACCESS_TOKEN", "access-token-value"),
             ],
         )
         .unwrap();
@@ -1074,8 +1121,13 @@ mod tests {
         assert_eq!(channels.meta_enabled().map(|m| m.accounts.len()), Some(1));
         assert_eq!(channels.meta_app_secret, Some(Secret::new("app-secret-value")));
         assert_eq!(channels.meta_verify_token, Some(Secret::new("verify-token-value")));
+        assert_eq!(channels.meta_access_token, Some(Secret::new("access-token-value")));
+        let send_api_url = channels.meta.as_ref().and_then(|m| m.send_api_url.as_deref());
+        assert_eq!(send_api_url, Some("http://graph-proxy:8080/v21.0"));
         let shown = format!("{config:?}");
-        assert!(!shown.contains("app-secret-value") && !shown.contains("verify-token-value"), "{shown}");
+        for secret in ["app-secret-value", "verify-token-value", "access-token-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]
@@ -1107,6 +1159,30 @@ mod tests {
         }
         assert_eq!(errors.0.len(), 7, "{all}");
         assert!(!all.contains("in the file"), "the secret's value is not echoed:\n{all}");
+
+        let replies = r#"
+            [channels.meta]
+            send_api_url = "https://graph.example/v21.0"
+            access_token = "in the file"
+            [[channels.meta.accounts]]
+            platform = "whatsapp"
+            id = "1"
+            tenant = "acme"
+        "#;
+        let errors = load_text(
+            replies,
+            &[("VUORO_CHANNELS_META_APP_SECRET", "s"), ("VUORO_CHANNELS_META_VERIFY_TOKEN", "t")],
+        )
+        .unwrap_err();
+        let all = errors.to_string();
+        for key in [
+            "channels.meta.access_token: secrets are not read from the config file; set VUORO_CHANNELS_META_ACCESS_TOKEN",
+            "channels.meta.send_api_url = \"https://graph.example/v21.0\": this build has no TLS client",
+            "channels.meta.send_api_url: replies need an access token; set VUORO_CHANNELS_META_ACCESS_TOKEN",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        assert_eq!(errors.0.len(), 3, "{all}");
 
         let errors = load_text(
             "[channels.callback]\nenabled = \"yes\"\n[channels.meta]\nacounts = []\n",
