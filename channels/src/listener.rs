@@ -10,7 +10,6 @@
 //! | `GET /webhooks/meta` | Meta's subscription handshake ([`crate::meta`]) |
 //! | `POST /webhooks/meta` | Meta's signed webhooks ([`crate::meta`]) |
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +21,6 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -34,8 +31,6 @@ use vuoro_adapters::meta::{MetaSettings, Secret};
 
 use crate::publish::{DeadLetter, Publisher};
 
-/// A client that has not sent its request headers by then is disconnected.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A body that has not arrived in full by then is refused with 408.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The retry delay suggested when Kafka cannot take a contact, in seconds.
@@ -105,42 +100,14 @@ impl Listener {
         let bound = listener.local_addr().context("reading the channels' listener address")?;
         let state = Arc::new(State { endpoints, publisher: publisher.clone() });
         let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let connections = GracefulShutdown::new();
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            let shutdown = async move {
-                let _ = stopped.wait_for(|&s| s).await;
-            };
-            let mut shutdown = std::pin::pin!(shutdown);
-            loop {
-                let stream = tokio::select! {
-                    () = &mut shutdown => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(error) => {
-                            // Out of file descriptors, usually: back off instead of spinning.
-                            tracing::warn!(%error, "channels listener: accepting a connection");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    },
-                };
-                let state = Arc::clone(&state);
-                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(&state, request).await) }
-                });
-                let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "channels HTTP connection");
-                    }
-                });
-            }
-            drop(listener);
-            connections.shutdown().await;
-        });
+        let shutdown = async move {
+            let _ = stopped.wait_for(|&s| s).await;
+        };
+        let handler = move |request: Request<Incoming>| {
+            let state = Arc::clone(&state);
+            async move { handle(&state, request).await }
+        };
+        let task = vuoro_service::admin_http::serve_http(listener, "channels listener", handler, shutdown);
         tracing::info!(addr = %bound, "channels listening");
         Ok(Listener { addr: bound, stop, task, publisher })
     }

@@ -98,7 +98,27 @@ pub async fn serve(
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("binding the admin HTTP port to {addr}"))?;
     let bound = listener.local_addr().context("reading the admin HTTP port's address")?;
-    let task = tokio::spawn(async move {
+    let handler = move |request: Request<Incoming>| {
+        let response = respond(&request, &metrics, &health);
+        async move { response }
+    };
+    Ok((bound, serve_http(listener, "admin HTTP port", handler, shutdown)))
+}
+
+/// Serves HTTP/1.1 on `listener` with `handler` until `shutdown` completes, then stops
+/// accepting and lets the connections in progress finish; the task ends with the last of
+/// them. `what` names the listener in logs.
+pub fn serve_http<H, F>(
+    listener: TcpListener,
+    what: &'static str,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    tokio::spawn(async move {
         let connections = GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
@@ -110,28 +130,27 @@ pub async fn serve(
                     Ok((stream, _)) => stream,
                     Err(error) => {
                         // Out of file descriptors, usually: back off instead of spinning.
-                        tracing::warn!(%error, "admin HTTP port: accepting a connection");
+                        tracing::warn!(%error, "{what}: accepting a connection");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 },
             };
-            let (metrics, health) = (metrics.clone(), health.clone());
+            let handler = handler.clone();
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let response = respond(&request, &metrics, &health);
-                async move { Ok::<_, Infallible>(response) }
+                let response = handler(request);
+                async move { Ok::<_, Infallible>(response.await) }
             });
             let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
-                    tracing::debug!(%error, "admin HTTP connection");
+                    tracing::debug!(%error, "{what}: connection");
                 }
             });
         }
         drop(listener);
         connections.shutdown().await;
-    });
-    Ok((bound, task))
+    })
 }
 
 /// The response to one request.
