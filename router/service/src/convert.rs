@@ -717,17 +717,20 @@ pub enum ConvertError {
         /// The pool.
         name: String,
     },
-    /// A cancel of a contact the shard does not hold (never submitted, or already over).
-    #[error("cancel: unknown contact \"{id}\" of tenant \"{tenant}\"")]
+    /// A cancel of (or a customer's message to) a contact the shard does not hold (never
+    /// submitted, or already over).
+    #[error("{field}: unknown contact \"{id}\" of tenant \"{tenant}\"")]
     UnknownContact {
+        /// Where the contact was named.
+        field: &'static str,
         /// The contact's tenant.
         tenant: String,
         /// The contact.
         id: String,
     },
-    /// A valid input that is not for the engine (`agent.action.rating`, a customer's rating);
-    /// the shard records it elsewhere.
-    #[error("agent.action.rating: a rating is not an engine input")]
+    /// A valid input that is not for the engine (a rating, an agent's reply, a customer's
+    /// message): it changes no routing state; its record carries it to where it takes effect.
+    #[error("not an engine input")]
     NotForEngine,
 }
 
@@ -780,10 +783,38 @@ pub fn input(dir: &mut Directory, record: &v1::RouterInput) -> Result<Input, Con
     match record.input.as_ref().ok_or(ConvertError::Empty)? {
         In::Submit(c) => submit(dir, c),
         In::Cancel(r) => {
-            let contact = dir
-                .find_contact(&r.tenant, &r.id)
-                .ok_or_else(|| ConvertError::UnknownContact { tenant: r.tenant.clone(), id: r.id.clone() })?;
+            let contact = dir.find_contact(&r.tenant, &r.id).ok_or_else(|| ConvertError::UnknownContact {
+                field: "cancel",
+                tenant: r.tenant.clone(),
+                id: r.id.clone(),
+            })?;
             Ok(Input::Cancel(contact))
+        }
+        In::CustomerMessage(m) => {
+            let mut ck = Checker::new("customer_message");
+            ck.text("tenant", &m.tenant, MAX_TENANT_CHARS);
+            ck.text("contact", &m.contact, MAX_ID_CHARS);
+            ck.text("id", &m.id, MAX_ID_CHARS);
+            ck.text("text", &m.text, MAX_REPLY_CHARS);
+            valid(ck.finish())?;
+            if dir.find_contact(&m.tenant, &m.contact).is_none() {
+                return Err(ConvertError::UnknownContact {
+                    field: "customer_message.contact",
+                    tenant: m.tenant.clone(),
+                    id: m.contact.clone(),
+                });
+            }
+            Err(ConvertError::NotForEngine)
+        }
+        In::CustomerRating(r) => {
+            let mut ck = Checker::new("customer_rating");
+            ck.text("tenant", &r.tenant, MAX_TENANT_CHARS);
+            ck.text("contact", &r.contact, MAX_ID_CHARS);
+            if !(1..=5).contains(&r.score) {
+                ck.bad("score", format!("{} is not a score (1–5)", r.score));
+            }
+            valid(ck.finish())?;
+            Err(ConvertError::NotForEngine)
         }
         In::UpsertAgent(a) => upsert_agent(dir, a),
         In::RemoveAgent(name) => {

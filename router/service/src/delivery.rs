@@ -54,14 +54,48 @@ struct State {
     /// Offers not yet answered, by (tenant, contact id): target and reservation, so that the
     /// target hears when an offer it still shows expires.
     open_offers: FxHashMap<(String, String), (String, u64)>,
-    /// Each live contact's channel and customer address, for outbound messages.
-    customers: FxHashMap<(String, String), (i32, String)>,
+    /// Each live contact's channel, customer address and reply context, for outbound messages.
+    customers: FxHashMap<(String, String), Customer>,
+    /// What customers wrote to contacts not yet accepted, by (tenant, contact id): shown to the
+    /// agent who accepts, in order.
+    held_messages: FxHashMap<(String, String), Vec<v1::CustomerMessage>>,
     /// Per partition, the gRPC address of its current owner (from its epoch start).
     owner_addresses: FxHashMap<i32, String>,
     /// The partitions this replica's shard owns, with its epoch: it writes the outbound
     /// messages of the records of its own epoch.
     owned: FxHashMap<i32, u64>,
 }
+
+/// Where a live contact's customer is answered.
+#[derive(Clone)]
+struct Customer {
+    channel: i32,
+    address: String,
+    /// The contact's `reply.*` attributes.
+    context: std::collections::HashMap<String, String>,
+}
+
+impl Customer {
+    fn of(contact: &v1::Contact) -> Customer {
+        Customer {
+            channel: contact.channel,
+            address: contact.customer.as_ref().map(|c| c.address.clone()).unwrap_or_default(),
+            context: contact
+                .attributes
+                .iter()
+                .filter(|(k, _)| k.starts_with(REPLY_CONTEXT_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Attributes of a contact with keys that start with this come back on every outbound message
+/// for it ([`v1::OutboundMessage::context`]).
+pub const REPLY_CONTEXT_PREFIX: &str = "reply.";
+
+/// Most messages held for one waiting contact; older ones are dropped first.
+const MAX_HELD_MESSAGES: usize = 50;
 
 impl Registry {
     /// Holds an agent's (or a capacity-level pool's) stream; replaces an older one.
@@ -209,13 +243,11 @@ impl State {
         let mut push = |tenant: &str, contact: &str, message: O| {
             // A contact submitted in this record is not in `customers` yet.
             let submitted = match record.input.as_ref().and_then(|i| i.input.as_ref()) {
-                Some(In::Submit(c)) if c.id == contact && c.tenant == tenant => {
-                    Some((c.channel, c.customer.as_ref().map(|c| c.address.clone()).unwrap_or_default()))
-                }
+                Some(In::Submit(c)) if c.id == contact && c.tenant == tenant => Some(Customer::of(c)),
                 _ => None,
             };
             let known = self.customers.get(&(tenant.to_owned(), contact.to_owned())).cloned();
-            let Some((channel, address)) = submitted.or(known) else { return };
+            let Some(Customer { channel, address, context }) = submitted.or(known) else { return };
             out.push(v1::OutboundMessage {
                 id: format!("{}/{}", record.record_id, out.len()),
                 tenant: tenant.to_owned(),
@@ -224,6 +256,7 @@ impl State {
                 address,
                 at_unix_ms: record.at_unix_ms,
                 message: Some(message),
+                context,
             });
         };
         if let Some(In::Agent(input)) = record.input.as_ref().and_then(|i| i.input.as_ref())
@@ -260,9 +293,11 @@ impl State {
     fn read_input(&mut self, input: &In) {
         match input {
             In::Submit(contact) => {
-                let address = contact.customer.as_ref().map(|c| c.address.clone()).unwrap_or_default();
-                self.customers
-                    .insert((contact.tenant.clone(), contact.id.clone()), (contact.channel, address));
+                self.customers.insert((contact.tenant.clone(), contact.id.clone()), Customer::of(contact));
+            }
+            In::CustomerMessage(message) => self.customer_wrote(message),
+            In::CustomerRating(rating) => {
+                tracing::info!(tenant = rating.tenant, contact = rating.contact, score = rating.score, "rated");
             }
             In::UpsertAgent(agent) => {
                 let summary = self.agents.entry(agent.id.clone()).or_insert_with(|| v1::AgentSummary {
@@ -319,6 +354,15 @@ impl State {
                     s.assigned_to = a.target.clone();
                 });
                 self.notify(&tenant, &a.contact, event(&a.contact, E::AcceptedBy(a.target.clone())), false);
+                // What the customer wrote while waiting, now to the agent who took it.
+                let held = self.held_messages.remove(&(tenant.clone(), a.contact.clone()));
+                if let (Some(outbox), Some(held)) = (self.targets.get(&a.target), held) {
+                    for message in held {
+                        let _ = outbox.send(v1::AgentMessage {
+                            message: Some(v1::agent_message::Message::CustomerMessage(message)),
+                        });
+                    }
+                }
             }
             D::Requeued(r) => {
                 // An offer that expired unanswered: the desk that still shows it hears so.
@@ -355,12 +399,14 @@ impl State {
             }
             D::Completed(f) => {
                 self.customers.remove(&(tenant.clone(), f.contact.clone()));
+                self.held_messages.remove(&(tenant.clone(), f.contact.clone()));
                 self.open_offers.remove(&(tenant.clone(), f.contact.clone()));
                 self.contacts.remove(&(tenant.clone(), f.contact.clone()));
                 self.notify(&tenant, &f.contact, event(&f.contact, E::Completed(v1::Completed {})), true);
             }
             D::Abandoned(f) => {
                 self.customers.remove(&(tenant.clone(), f.contact.clone()));
+                self.held_messages.remove(&(tenant.clone(), f.contact.clone()));
                 self.open_offers.remove(&(tenant.clone(), f.contact.clone()));
                 self.contacts.remove(&(tenant.clone(), f.contact.clone()));
                 let abandoned = v1::Abandoned { waited_ms: f.waited_ms };
@@ -384,6 +430,32 @@ impl State {
                 }
             }
             D::Overflowed(_) | D::Relaxed(_) => {}
+        }
+    }
+
+    /// A customer's message: to the agent holding the contact, or held until one accepts it.
+    fn customer_wrote(&mut self, message: &v1::CustomerMessage) {
+        let key = (message.tenant.clone(), message.contact.clone());
+        let holder = self
+            .contacts
+            .get(&key)
+            .filter(|s| s.state == v1::ContactState::Accepted as i32)
+            .map(|s| s.assigned_to.clone());
+        match holder {
+            Some(agent) => {
+                if let Some(outbox) = self.targets.get(&agent) {
+                    let _ = outbox.send(v1::AgentMessage {
+                        message: Some(v1::agent_message::Message::CustomerMessage(message.clone())),
+                    });
+                }
+            }
+            None => {
+                let held = self.held_messages.entry(key).or_default();
+                if held.len() == MAX_HELD_MESSAGES {
+                    held.remove(0);
+                }
+                held.push(message.clone());
+            }
         }
     }
 

@@ -516,6 +516,7 @@ impl v1::pool_service_server::PoolService for Pools {
                 M::Offer(offer) => LM::Offer(offer),
                 M::Rescinded(r) => LM::Rescinded(r),
                 M::Refused(reason) => LM::Refused(reason),
+                M::CustomerMessage(message) => LM::CustomerMessage(message),
                 M::State(_) => return None,
             };
             Some(Ok(v1::LeaseMessage { message: Some(message) }))

@@ -282,7 +282,12 @@ async fn the_customer_hears_the_wait_the_agent_joining_her_reply_and_the_end_on_
     setup_tenant(&channel).await;
     let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
     let customer = v1::Customer { display_name: "Maija".into(), address: "+358401234567".into() };
-    let call = v1::Contact { customer: Some(customer), ..contact("call-back", "billing") };
+    let attributes = [("reply.thread", "t-1"), ("order", "A-100")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let call = v1::Contact {
+        customer: Some(customer),
+        attributes: attributes.into_iter().collect(),
+        ..contact("call-back", "billing")
+    };
     contacts.submit_contact(v1::SubmitContactRequest { contact: Some(call) }).await.unwrap();
     wait_for_state(&mut contacts, "call-back", v1::ContactState::Queued).await;
 
@@ -324,6 +329,8 @@ async fn the_customer_hears_the_wait_the_agent_joining_her_reply_and_the_end_on_
 
     assert!(heard.iter().all(|m| m.contact == "call-back" && m.tenant == "acme"), "{heard:?}");
     assert!(heard.iter().all(|m| m.channel == v1::Channel::Voice as i32 && m.address == "+358401234567"));
+    let context: std::collections::HashMap<String, String> = [("reply.thread".to_owned(), "t-1".to_owned())].into();
+    assert!(heard.iter().all(|m| m.context == context), "only reply.* attributes travel: {heard:?}");
     let ids: std::collections::HashSet<&str> = heard.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids.len(), heard.len(), "ids are unique, so adapters can dedupe");
     let said: Vec<String> = heard
@@ -342,5 +349,71 @@ async fn the_customer_hears_the_wait_the_agent_joining_her_reply_and_the_end_on_
         ["joined aino", "reply Hei Maija, soitan heti.", "completed"],
         "{said:?}"
     );
+    server.stop(Duration::from_secs(5)).await;
+}
+
+/// Writes a customer's input (a message, a rating) to the contacts topic as a channel adapter does.
+async fn from_customer(bootstrap: &str, input: v1::router_input::Input) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let config = test_config();
+    let record = v1::RouterInput { received_unix_ms: 0, input: Some(input) };
+    let bytes = prost::Message::encode_to_vec(&record);
+    producer
+        .send(
+            FutureRecord::to(&config.kafka.topic(vuoro_service::config::Topic::Contacts))
+                .partition(vuoro_service::kafka::partition_for("acme", config.kafka.partitions))
+                .key("acme")
+                .payload(&bytes)
+                .headers(vuoro_service::kafka::headers("test")),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_customer_writes_reaches_the_agent_who_takes_the_contact_and_then_live() {
+    let (server, channel) = start().await;
+    setup_tenant(&channel).await;
+    upsert_agents(&channel, &[digital_agent("eero")]).await;
+    let mut contacts = v1::contact_service_client::ContactServiceClient::new(channel.clone());
+    let chat = in_channel("chat-7", v1::Channel::Chat, "en", 0);
+    contacts.submit_contact(v1::SubmitContactRequest { contact: Some(chat) }).await.unwrap();
+    wait_for_state(&mut contacts, "chat-7", v1::ContactState::Queued).await;
+
+    let says = |id: &str, text: &str| {
+        v1::router_input::Input::CustomerMessage(v1::CustomerMessage {
+            tenant: "acme".into(),
+            contact: "chat-7".into(),
+            id: id.into(),
+            text: text.into(),
+        })
+    };
+    let bootstrap = server.kafka_bootstrap.clone();
+    from_customer(&bootstrap, says("m1", "Is anyone there?")).await;
+    from_customer(&bootstrap, says("m2", "My invoice is wrong.")).await;
+
+    let mut eero = Desk::ready(&channel, "eero").await;
+    let offer = eero.offer().await;
+    assert_eq!(offer.contact.as_ref().unwrap().id, "chat-7");
+    eero.send(A::Accept(v1::Accept { reservation: offer.reservation }));
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        if let M::CustomerMessage(m) = next(&mut eero.messages).await {
+            assert_eq!((m.tenant.as_str(), m.contact.as_str()), ("acme", "chat-7"));
+            heard.push(m.text);
+        }
+    }
+    assert_eq!(heard, ["Is anyone there?", "My invoice is wrong."], "held while waiting, in order");
+
+    from_customer(&bootstrap, says("m3", "Thanks!")).await;
+    loop {
+        if let M::CustomerMessage(m) = next(&mut eero.messages).await {
+            assert_eq!((m.id.as_str(), m.text.as_str()), ("m3", "Thanks!"), "live once accepted");
+            break;
+        }
+    }
     server.stop(Duration::from_secs(5)).await;
 }
