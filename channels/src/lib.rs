@@ -6,16 +6,23 @@
 //! by tenant on the tenant's partition, answered only once Kafka acknowledged it. Whatever is
 //! refused is answered with a JSON error naming the field and the reason, and written to the
 //! dead-letter topic with that reason. [`metrics`] counts it all per channel. [`service`] runs the
-//! listener inside `vuoro serve` or on its own as `vuoro adapters`; [`deliver`] sends agents'
-//! replies to Meta contacts through the platforms' send APIs.
+//! listener inside `vuoro serve` or on its own as `vuoro adapters`.
+//!
+//! Out to customers: [`outbound`] reads the outbound topic in one consumer group and hands each
+//! message to its channel's courier ([`meta_courier`]: Meta's send APIs), with texts from
+//! [`status`]; [`feed`] follows the outbound topic in every process for those who wait on one
+//! contact.
 
 pub mod callback;
-pub mod deliver;
+pub mod feed;
 pub mod listener;
 pub mod meta;
+pub mod meta_courier;
 pub mod metrics;
+pub mod outbound;
 pub mod publish;
 pub mod service;
+pub mod status;
 
 pub use listener::{Endpoints, Listener, MetaEndpoint};
 pub use publish::Publisher;

@@ -69,14 +69,22 @@ impl Publisher {
     /// the returned future says when Kafka has it (see [`settle`]).
     pub fn submit(&self, contact: v1::Contact, correlation: &str) -> Result<DeliveryFuture, Unavailable> {
         let tenant = contact.tenant.clone();
-        let input = v1::RouterInput {
-            received_unix_ms: crate::now().timestamp_millis(),
-            input: Some(v1::router_input::Input::Submit(contact)),
-        };
+        self.send_input(&tenant, v1::router_input::Input::Submit(contact), correlation)
+    }
+
+    /// Hands any customer input (a submit, a customer's message or rating) of `tenant` to the
+    /// producer, on the tenant's partition of the contacts topic.
+    pub fn send_input(
+        &self,
+        tenant: &str,
+        input: v1::router_input::Input,
+        correlation: &str,
+    ) -> Result<DeliveryFuture, Unavailable> {
+        let input = v1::RouterInput { received_unix_ms: crate::now().timestamp_millis(), input: Some(input) };
         let bytes = input.encode_to_vec();
         let record = FutureRecord::to(&self.contacts_topic)
-            .partition(partition_for(&tenant, self.partitions))
-            .key(&tenant)
+            .partition(partition_for(tenant, self.partitions))
+            .key(tenant)
             .payload(&bytes)
             .headers(headers(correlation));
         self.producer.send_result(record).map_err(|(error, _)| unavailable(error.to_string()))

@@ -15,8 +15,9 @@ use vuoro_service::config::{ChannelsConfig, Config};
 use vuoro_service::kafka::Cluster;
 use vuoro_service::serve::{BoxFuture, Extension, RunningExtension};
 
-use crate::deliver::{DeliverySettings, MetaDelivery};
 use crate::listener::{Endpoints, Listener, MetaEndpoint};
+use crate::meta_courier::{DeliverySettings, MetaCourier};
+use crate::outbound::{Courier, Delivery};
 use crate::publish::Publisher;
 
 /// The name under which the listener's address is reported ([`vuoro_service::serve::Server`]'s
@@ -64,10 +65,11 @@ impl TryFrom<&ChannelsConfig> for Endpoints {
     }
 }
 
-/// The channel listener of a process, and the delivery of replies when configured.
+/// The channel listener of a process, and the delivery of messages to customers when any
+/// channel delivers.
 pub struct Channels {
     listener: Listener,
-    delivery: Option<MetaDelivery>,
+    delivery: Option<Delivery>,
 }
 
 /// The reply delivery settings of an enabled Meta channel with a send API URL.
@@ -95,11 +97,15 @@ impl Channels {
         if !endpoints.any() {
             return Ok(None);
         }
-        let delivery = delivery_settings(&config.channels)?;
+        let mut couriers: Vec<Box<dyn Courier>> = Vec::new();
+        if let Some(settings) = delivery_settings(&config.channels)? {
+            couriers.push(Box::new(MetaCourier::new(settings)?));
+        }
         let publisher = Publisher::new(cluster)?;
-        let delivery = match delivery {
-            Some(settings) => Some(MetaDelivery::start(cluster, settings, publisher.clone())?),
-            None => None,
+        let delivery = if couriers.is_empty() {
+            None
+        } else {
+            Some(Delivery::start(cluster, couriers, publisher.clone())?)
         };
         let listener = Listener::start(config.channels.listen_addr, endpoints, publisher).await?;
         Ok(Some(Channels { listener, delivery }))
@@ -107,7 +113,7 @@ impl Channels {
 
     /// Whether replies are delivered and the delivery consumer has its partitions.
     pub fn delivery_ready(&self) -> bool {
-        self.delivery.as_ref().is_some_and(MetaDelivery::is_assigned)
+        self.delivery.as_ref().is_some_and(Delivery::is_assigned)
     }
 
     /// Where the listener listens.

@@ -1,5 +1,5 @@
-//! Replies out, end to end: a Messenger customer writes, an agent accepts and replies over
-//! gRPC, and the reply reaches the platform's send API — here a local HTTP server standing in
+//! Messages out, end to end: a Messenger customer writes, an agent accepts and replies over
+//! gRPC, and the status updates and the reply reach the platform's send API — here a local HTTP server standing in
 //! for the Graph API, which checks each request's shape and fails the first attempt to prove
 //! the retry.
 
@@ -69,7 +69,7 @@ async fn fake_send_api() -> (SocketAddr, mpsc::UnboundedReceiver<Sent>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agents_reply_reaches_the_messenger_send_api() {
+async fn the_agent_joining_the_reply_and_the_end_reach_the_messenger_send_api_and_every_feed() {
     let (graph, mut sent) = fake_send_api().await;
 
     let mut router_config = test_config();
@@ -127,28 +127,68 @@ async fn an_agents_reply_reaches_the_messenger_send_api() {
     tokio::time::timeout(Duration::from_secs(30), accepted).await.expect("the contact is accepted");
     desk.send(A::Reply(v1::Reply { contact: contact.clone(), text: "It ships tomorrow.".into() }));
 
-    // The platform gets it: refused once (503), then the same request again.
-    let expected = json!({
-        "recipient": {"id": "6789012345678901"},
-        "messaging_type": "RESPONSE",
-        "message": {"text": "It ships tomorrow."},
-    });
-    for attempt in 1..=2 {
+    desk.send(A::Complete(v1::Complete { reservation: offer.reservation }));
+
+    // The platform gets each text in order: the first request is refused (503) and sent again.
+    let mut texts = Vec::new();
+    let mut first_path = None;
+    while texts.last().map(String::as_str)
+        != Some("This conversation is closed. Thank you for contacting us!")
+    {
         let request = tokio::time::timeout(Duration::from_secs(30), sent.recv())
             .await
-            .unwrap_or_else(|_| panic!("attempt {attempt} within 30 s"))
+            .unwrap_or_else(|_| panic!("the conversation closed within 30 s: {texts:?}"))
             .unwrap();
         assert_eq!(request.method, "POST");
         assert_eq!(request.path, format!("/v21.0/{PAGE_ID}/messages"));
         assert_eq!(request.authorization.as_deref(), Some("Bearer test-access-token"));
         assert_eq!(request.content_type.as_deref(), Some("application/json"));
-        assert_eq!(request.body, expected, "attempt {attempt}");
+        assert_eq!(request.body["recipient"], json!({"id": "6789012345678901"}));
+        assert_eq!(request.body["messaging_type"], "RESPONSE");
+        first_path.get_or_insert(request.path);
+        texts.push(request.body["message"]["text"].as_str().unwrap().to_owned());
     }
-    // Sent once it succeeded: no third request.
+    assert_eq!(texts[0], texts[1], "the refused first request is sent again: {texts:?}");
+    let heard: Vec<&str> =
+        texts[1..].iter().map(String::as_str).filter(|t| !t.contains("in the queue")).collect();
+    assert_eq!(
+        heard,
+        [
+            "An agent has joined the conversation.",
+            "It ships tomorrow.",
+            "This conversation is closed. Thank you for contacting us!"
+        ],
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().filter(|t| t.contains("in the queue")).count() <= 1,
+        "the place in the queue is told once"
+    );
+    // Each sent once it succeeded: nothing more.
     assert!(
         tokio::time::timeout(Duration::from_secs(2), sent.recv()).await.is_err(),
         "a request after success"
     );
+
+    // Every process's feed holds the conversation for whoever waits on it.
+    let cluster_config = vuoro_service::config::KafkaConfig {
+        brokers: Some(server.kafka_bootstrap.clone()),
+        ..test_config().kafka
+    };
+    let cluster = vuoro_service::kafka::Cluster::start(&cluster_config).await.unwrap();
+    let feed = vuoro_channels::feed::Feed::start(&cluster, &[v1::Channel::Social], Duration::from_secs(600))
+        .unwrap();
+    let mut messages = feed.subscribe(TENANT, &contact);
+    let mut kinds = Vec::new();
+    while !matches!(kinds.last(), Some(v1::outbound_message::Message::Completed(_))) {
+        let message = tokio::time::timeout(Duration::from_secs(30), messages.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the feed caught up within 30 s: {kinds:?}"))
+            .unwrap();
+        kinds.push(message.message.unwrap());
+    }
+    assert!(kinds.contains(&v1::outbound_message::Message::Reply("It ships tomorrow.".into())), "{kinds:?}");
+    drop(feed);
 
     adapters.stop(Duration::from_secs(5)).await;
     server.stop(Duration::from_secs(5)).await;

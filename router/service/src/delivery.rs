@@ -297,7 +297,12 @@ impl State {
             }
             In::CustomerMessage(message) => self.customer_wrote(message),
             In::CustomerRating(rating) => {
-                tracing::info!(tenant = rating.tenant, contact = rating.contact, score = rating.score, "rated");
+                tracing::info!(
+                    tenant = rating.tenant,
+                    contact = rating.contact,
+                    score = rating.score,
+                    "rated"
+                );
             }
             In::UpsertAgent(agent) => {
                 let summary = self.agents.entry(agent.id.clone()).or_insert_with(|| v1::AgentSummary {

@@ -329,7 +329,8 @@ async fn the_customer_hears_the_wait_the_agent_joining_her_reply_and_the_end_on_
 
     assert!(heard.iter().all(|m| m.contact == "call-back" && m.tenant == "acme"), "{heard:?}");
     assert!(heard.iter().all(|m| m.channel == v1::Channel::Voice as i32 && m.address == "+358401234567"));
-    let context: std::collections::HashMap<String, String> = [("reply.thread".to_owned(), "t-1".to_owned())].into();
+    let context: std::collections::HashMap<String, String> =
+        [("reply.thread".to_owned(), "t-1".to_owned())].into();
     assert!(heard.iter().all(|m| m.context == context), "only reply.* attributes travel: {heard:?}");
     let ids: std::collections::HashSet<&str> = heard.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids.len(), heard.len(), "ids are unique, so adapters can dedupe");

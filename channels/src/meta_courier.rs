@@ -1,9 +1,9 @@
-//! Replies out: agents' replies to Messenger, Instagram and WhatsApp customers, read from the
-//! outbound topic and handed to each platform's send API.
-//!
-//! One consumer group (`{topic prefix}channels-meta-delivery`) reads the outbound topic; each
-//! `reply` to a social contact whose id names a Meta platform (`messenger:…`, `instagram:…`,
-//! `whatsapp:…`) is sent to the tenant's account of that platform, as the platform documents:
+//! Messages out to Messenger, Instagram and WhatsApp customers: the [`Courier`] of social
+//! contacts whose id names a Meta platform (`messenger:…`, `instagram:…`, `whatsapp:…`). Agents'
+//! replies and adapters' notices are sent as they are; of the router's status updates the
+//! customer hears the first place in the queue with its wait, the agent joining and the end
+//! of the conversation ([`crate::status`], in the customer's language). Each is sent to the
+//! tenant's account of that platform, as the platform documents:
 //!
 //! - Messenger: `POST {base}/{page-id}/messages` with
 //!   `{"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": {"text": …}}`
@@ -14,38 +14,26 @@
 //!   "body": …}}`
 //!
 //! each with `Authorization: Bearer <access token>`. A 5xx, a 429 or a connection failure is
-//! retried with backoff; what still fails, or what the platform refuses, goes to the dead-letter
-//! topic with the reason. The offset is committed once the reply is sent or dead-lettered.
-//! Outbound ids are deterministic, so a repeat of a recently sent id is skipped.
-//!
-//! A new group starts at the beginning of the topic (starting at its end would lose the
-//! replies written while the group first joins), and a reply older than [`MAX_REPLY_AGE`] is
-//! not sent but dead-lettered (`stale`): a customer does not get an answer hours late from a
-//! first deployment or a long outage without anyone seeing it.
+//! retried with backoff; what still fails, or what the platform refuses, is a [`Failure`]
+//! ([`crate::outbound`] dead-letters it).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
-use prost::Message as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::{ClientContext, Message as _};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use vuoro_adapters::meta::{Platform, Secret};
 use vuoro_proto::v1;
-use vuoro_service::config::Topic;
-use vuoro_service::kafka::Cluster;
+use vuoro_proto::v1::outbound_message::Message as O;
 
-use crate::publish::{DeadLetter, Publisher, settle};
+use crate::outbound::{BoxFuture, Courier, Failure};
+use crate::status;
 
 /// The `channel` label of delivery metrics, and the channel named on its dead letters.
 pub const CHANNEL: &str = "meta";
@@ -55,14 +43,12 @@ const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// One request's time limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Outbound ids remembered for dedupe.
-const REMEMBERED_IDS: usize = 10_000;
-/// Oldest reply still sent; older ones are dead-lettered as `stale`.
-pub const MAX_REPLY_AGE: Duration = Duration::from_secs(15 * 60);
 /// Longest platform answer quoted in a dead letter's reason.
 const MAX_QUOTED_BYTES: usize = 512;
+/// Contacts remembered as told their place in the queue.
+const REMEMBERED_CONTACTS: usize = 100_000;
 
-/// Where and how replies are sent.
+/// Where and how messages are sent.
 #[derive(Clone, Debug)]
 pub struct DeliverySettings {
     /// The Graph API's base URL, version included, e.g. `http://graph-proxy:8080/v21.0`.
@@ -73,190 +59,69 @@ pub struct DeliverySettings {
     pub accounts: HashMap<(String, Platform), Vec<String>>,
 }
 
-/// Tells when the consumer has its partitions (replies written before then are read only if
-/// the group had committed offsets).
-#[derive(Clone, Default)]
-struct Assignment(Arc<AtomicBool>);
-
-impl ClientContext for Assignment {}
-
-impl ConsumerContext for Assignment {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance
-            && partitions.count() > 0
-        {
-            // Relaxed: a flag for tests and logs, publishing no other data.
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
+/// The Meta platforms' courier.
+pub struct MetaCourier {
+    settings: DeliverySettings,
+    /// Contacts already told their place in the queue (told once, not at every update).
+    told_queued: Mutex<HashSet<(String, String)>>,
 }
 
-/// The running delivery.
-pub struct MetaDelivery {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    assigned: Assignment,
-}
-
-impl MetaDelivery {
-    /// Joins the delivery group on `cluster`'s outbound topic and starts sending.
-    pub fn start(
-        cluster: &Cluster,
-        settings: DeliverySettings,
-        publisher: Publisher,
-    ) -> anyhow::Result<MetaDelivery> {
+impl MetaCourier {
+    /// A courier sending through `settings`; refuses a base URL it cannot reach.
+    pub fn new(settings: DeliverySettings) -> anyhow::Result<MetaCourier> {
         if settings.base_url.scheme_str() != Some("http") {
-            return Err(anyhow!(
+            anyhow::bail!(
                 "the Meta send API URL {} is not http://: this build has no TLS client; send through an \
                  egress proxy that speaks TLS to the platform",
                 settings.base_url
-            ));
+            );
         }
-        let assigned = Assignment::default();
-        let consumer: StreamConsumer<Assignment> = cluster
-            .client_config()
-            .set("group.id", format!("{}channels-meta-delivery", cluster.prefix))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .create_with_context(assigned.clone())
-            .context("creating the Meta delivery consumer")?;
-        consumer
-            .subscribe(&[&cluster.topic(Topic::Outbound)])
-            .context("subscribing to the outbound topic")?;
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut sender = Sender { settings, publisher, seen: Seen::default() };
-            loop {
-                let message = tokio::select! {
-                    _ = stopped.wait_for(|&s| s) => break,
-                    message = consumer.recv() => message,
-                };
-                match message {
-                    Ok(message) => {
-                        sender.handle(message.payload().unwrap_or_default(), message.key()).await;
-                        if let Err(error) = consumer.commit_message(&message, CommitMode::Async) {
-                            tracing::warn!(%error, "committing the delivery offset");
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "reading the outbound topic");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+        Ok(MetaCourier { settings, told_queued: Mutex::default() })
+    }
+
+    /// The text the customer gets for `message`, if any.
+    fn text_for(&self, message: &v1::OutboundMessage) -> Option<String> {
+        let language = status::language_of(message);
+        let key = (message.tenant.clone(), message.contact.clone());
+        let mut told = self.told_queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match message.message.as_ref()? {
+            O::Reply(text) | O::Notice(text) => Some(text.clone()),
+            O::Queued(update) => {
+                if told.len() >= REMEMBERED_CONTACTS {
+                    told.clear();
                 }
+                told.insert(key).then(|| status::queued(language, update))
             }
-        });
-        Ok(MetaDelivery { stop, task, assigned })
-    }
-
-    /// Whether the consumer has been given partitions of the outbound topic.
-    pub fn is_assigned(&self) -> bool {
-        // Relaxed: see `Assignment`.
-        self.assigned.0.load(Ordering::Relaxed)
-    }
-
-    /// Stops after the reply in progress (within `grace`).
-    pub async fn stop(mut self, grace: Duration) {
-        let _ = self.stop.send(true);
-        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
-            self.task.abort();
-        }
-    }
-}
-
-/// Recently handled outbound ids.
-#[derive(Default)]
-struct Seen {
-    ids: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl Seen {
-    /// Remembers `id`; false if it was already there.
-    fn insert(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
-        }
-        if self.order.len() == REMEMBERED_IDS
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.ids.remove(&oldest);
-        }
-        self.ids.insert(id.to_owned());
-        self.order.push_back(id.to_owned());
-        true
-    }
-}
-
-struct Sender {
-    settings: DeliverySettings,
-    publisher: Publisher,
-    seen: Seen,
-}
-
-/// Why a reply was not delivered: a stable code and what happened.
-struct Failure {
-    code: &'static str,
-    reason: String,
-}
-
-impl Sender {
-    async fn handle(&mut self, payload: &[u8], key: Option<&[u8]>) {
-        let Ok(message) = v1::OutboundMessage::decode(payload) else {
-            tracing::warn!("an outbound record that is not an OutboundMessage");
-            return;
-        };
-        let Some(v1::outbound_message::Message::Reply(text)) = &message.message else { return };
-        if message.channel != v1::Channel::Social as i32 {
-            return;
-        }
-        let Some(platform) = platform_of(&message.contact) else { return };
-        if !self.seen.insert(&message.id) {
-            return;
-        }
-        let age_ms = crate::now().timestamp_millis().saturating_sub(message.at_unix_ms);
-        let result = if age_ms > MAX_REPLY_AGE.as_millis() as i64 {
-            Err(Failure {
-                code: "stale",
-                reason: format!(
-                    "written {} s ago, more than {} s: not sent so late",
-                    age_ms / 1000,
-                    MAX_REPLY_AGE.as_secs()
-                ),
-            })
-        } else {
-            match request(&self.settings, &message, platform, text) {
-                Ok((uri, body)) => self.send(uri, body).await,
-                Err(failure) => Err(failure),
+            O::AgentJoined(_) => Some(status::agent_joined(language)),
+            O::Completed(_) => {
+                told.remove(&key);
+                Some(status::completed(language))
             }
-        };
-        match result {
-            Ok(()) => crate::metrics::delivered(CHANNEL),
-            Err(failure) => {
-                crate::metrics::delivery_failed(CHANNEL, failure.code);
-                let key = key.and_then(|k| std::str::from_utf8(k).ok()).unwrap_or(&message.tenant);
-                let reason =
-                    format!("reply {} to contact {}: {}", message.id, message.contact, failure.reason);
-                let letter = DeadLetter {
-                    channel: CHANNEL,
-                    key,
-                    code: failure.code,
-                    reason: &reason,
-                    payload,
-                    event_path: None,
-                };
-                let stored = match self.publisher.dead_letter(&letter, &message.id) {
-                    Ok(delivery) => settle(delivery).await,
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = stored {
-                    tracing::error!(%error, "an undelivered reply could not be dead-lettered");
-                }
-            }
+            O::ScheduledUnixMs(_) => None,
         }
     }
 }
 
-/// The send API request for a reply: its URI and JSON body.
+impl Courier for MetaCourier {
+    fn name(&self) -> &'static str {
+        CHANNEL
+    }
+
+    fn takes(&self, message: &v1::OutboundMessage) -> bool {
+        message.channel == v1::Channel::Social as i32 && platform_of(&message.contact).is_some()
+    }
+
+    fn deliver<'a>(&'a self, message: &'a v1::OutboundMessage) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let Some(platform) = platform_of(&message.contact) else { return Ok(()) };
+            let Some(text) = self.text_for(message) else { return Ok(()) };
+            let (uri, body) = request(&self.settings, message, platform, &text)?;
+            self.send(uri, body).await
+        })
+    }
+}
+
+/// The send API request for a text to the customer of `message`: its URI and JSON body.
 fn request(
     settings: &DeliverySettings,
     message: &v1::OutboundMessage,
@@ -311,7 +176,7 @@ fn request(
     Ok((uri, body))
 }
 
-impl Sender {
+impl MetaCourier {
     /// Sends with retries: a 2xx is done, a 429, a 5xx or a broken connection is tried again,
     /// any other answer is final.
     async fn send(&self, uri: Uri, body: Value) -> Result<(), Failure> {
@@ -325,16 +190,12 @@ impl Sender {
             )
             .await
             {
-                Ok(Ok((status, _))) if (200..300).contains(&status) => return Ok(()),
-                Ok(Ok((status, answer))) if status == 429 || status >= 500 => {
-                    last =
-                        Failure { code: "platform_unavailable", reason: format!("HTTP {status}: {answer}") };
+                Ok(Ok((code, _))) if (200..300).contains(&code) => return Ok(()),
+                Ok(Ok((code, answer))) if code == 429 || code >= 500 => {
+                    last = Failure::new("platform_unavailable", format!("HTTP {code}: {answer}"));
                 }
-                Ok(Ok((status, answer))) => {
-                    return Err(Failure {
-                        code: "platform_refused",
-                        reason: format!("HTTP {status}: {answer}"),
-                    });
+                Ok(Ok((code, answer))) => {
+                    return Err(Failure::new("platform_refused", format!("HTTP {code}: {answer}")));
                 }
                 Ok(Err(error)) => last = Failure { code: "unreachable", reason: error.to_string() },
                 Err(_) => {
@@ -457,17 +318,5 @@ mod tests {
         assert_eq!(code("globex", Platform::Messenger), Some("ambiguous_account"));
         let no_address = request(&settings(), &reply("acme", "whatsapp:w", " "), Platform::Whatsapp, "Hei");
         assert_eq!(no_address.err().map(|f| f.code), Some("no_address"));
-    }
-
-    #[test]
-    fn ids_are_remembered_up_to_a_bound() {
-        let mut seen = Seen::default();
-        assert!(seen.insert("a"));
-        assert!(!seen.insert("a"));
-        for i in 0..REMEMBERED_IDS {
-            seen.insert(&i.to_string());
-        }
-        assert!(seen.insert("a"), "the oldest id was forgotten");
-        assert_eq!(seen.ids.len(), REMEMBERED_IDS);
     }
 }
