@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use vuoro_adapters::callback::CallbackSettings;
 use vuoro_adapters::meta::{MetaSettings, Secret};
 
+use crate::feed::Feed;
 use crate::publish::{DeadLetter, Publisher};
 
 /// A body that has not arrived in full by then is refused with 408.
@@ -75,6 +76,9 @@ impl Endpoints {
 pub(crate) struct State {
     pub(crate) endpoints: Endpoints,
     pub(crate) publisher: Publisher,
+    /// The outbound topic as it happens, for handlers that wait on one contact.
+    #[allow(dead_code)] // the chat and callback promise use it
+    pub(crate) feed: Arc<Feed>,
 }
 
 /// The running listener.
@@ -87,18 +91,19 @@ pub struct Listener {
 
 impl Listener {
     /// Binds `addr` (port 0: a free port) and serves `endpoints`, publishing through
-    /// `publisher`, until [`Listener::stop`].
+    /// `publisher` and following `feed`, until [`Listener::stop`].
     pub async fn start(
         addr: SocketAddr,
         endpoints: Endpoints,
         publisher: Publisher,
+        feed: Arc<Feed>,
     ) -> anyhow::Result<Listener> {
         crate::metrics::describe();
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the channels' HTTP listener to {addr}"))?;
         let bound = listener.local_addr().context("reading the channels' listener address")?;
-        let state = Arc::new(State { endpoints, publisher: publisher.clone() });
+        let state = Arc::new(State { endpoints, publisher: publisher.clone(), feed });
         let (stop, mut stopped) = watch::channel(false);
         let shutdown = async move {
             let _ = stopped.wait_for(|&s| s).await;

@@ -5,20 +5,28 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use vuoro_adapters::callback::CallbackSettings;
 use vuoro_adapters::meta::MetaSettings;
+use vuoro_proto::v1;
 use vuoro_service::admin_http::{self, Health};
 use vuoro_service::config::{ChannelsConfig, Config};
 use vuoro_service::kafka::Cluster;
 use vuoro_service::serve::{BoxFuture, Extension, RunningExtension};
 
+use crate::feed::Feed;
 use crate::listener::{Endpoints, Listener, MetaEndpoint};
 use crate::meta_courier::{DeliverySettings, MetaCourier};
 use crate::outbound::{Courier, Delivery};
 use crate::publish::Publisher;
+
+/// The channels whose outbound messages every process follows ([`Feed`]).
+const FEED_CHANNELS: &[v1::Channel] = &[v1::Channel::Voice, v1::Channel::Email, v1::Channel::Chat];
+/// How far back the feed reads at start, to catch up on conversations still going.
+const FEED_LOOKBACK: Duration = Duration::from_secs(3600);
 
 /// The name under which the listener's address is reported ([`vuoro_service::serve::Server`]'s
 /// `extension_addrs`).
@@ -107,7 +115,8 @@ impl Channels {
         } else {
             Some(Delivery::start(cluster, couriers, publisher.clone())?)
         };
-        let listener = Listener::start(config.channels.listen_addr, endpoints, publisher).await?;
+        let feed = Arc::new(Feed::start(cluster, FEED_CHANNELS, FEED_LOOKBACK)?);
+        let listener = Listener::start(config.channels.listen_addr, endpoints, publisher, feed).await?;
         Ok(Some(Channels { listener, delivery }))
     }
 
