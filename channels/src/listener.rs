@@ -68,7 +68,19 @@ pub struct Endpoints {
 impl Endpoints {
     /// Whether any channel is switched on.
     pub fn any(&self) -> bool {
-        self.callback.is_some() || self.meta.is_some()
+        !self.names().is_empty()
+    }
+
+    /// The names of the channels switched on.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.callback.is_some() {
+            names.push(crate::callback::CHANNEL);
+        }
+        if self.meta.is_some() {
+            names.push(crate::meta::CHANNEL);
+        }
+        names
     }
 }
 

@@ -73,11 +73,36 @@ impl TryFrom<&ChannelsConfig> for Endpoints {
     }
 }
 
-/// The channel listener of a process, and the delivery of messages to customers when any
-/// channel delivers.
+/// The channel listeners of a process (the shared HTTP address, and each channel given an
+/// address of its own), and the delivery of messages to customers when any channel delivers.
 pub struct Channels {
-    listener: Listener,
+    /// Each listener with the channels it serves; the shared one first.
+    listeners: Vec<(Vec<&'static str>, Listener)>,
     delivery: Option<Delivery>,
+}
+
+/// The enabled channels grouped by the HTTP address each is served on (a channel's own
+/// `listen_addr`, else the shared one); the shared address comes first.
+fn by_address(config: &ChannelsConfig, endpoints: Endpoints) -> Vec<(SocketAddr, Endpoints)> {
+    fn group(groups: &mut Vec<(SocketAddr, Endpoints)>, addr: SocketAddr) -> &mut Endpoints {
+        let index = groups.iter().position(|(a, _)| *a == addr).unwrap_or_else(|| {
+            groups.push((addr, Endpoints::default()));
+            groups.len() - 1
+        });
+        &mut groups[index].1
+    }
+    let mut groups: Vec<(SocketAddr, Endpoints)> = vec![(config.listen_addr, Endpoints::default())];
+    let shared = config.listen_addr;
+    if let Some(callback) = endpoints.callback {
+        let addr = config.callback.as_ref().and_then(|c| c.listen_addr).unwrap_or(shared);
+        group(&mut groups, addr).callback = Some(callback);
+    }
+    if let Some(meta) = endpoints.meta {
+        let addr = config.meta.as_ref().and_then(|c| c.listen_addr).unwrap_or(shared);
+        group(&mut groups, addr).meta = Some(meta);
+    }
+    groups.retain(|(_, e)| e.any());
+    groups
 }
 
 /// The reply delivery settings of an enabled Meta channel with a send API URL.
@@ -116,8 +141,13 @@ impl Channels {
             Some(Delivery::start(cluster, couriers, publisher.clone())?)
         };
         let feed = Arc::new(Feed::start(cluster, FEED_CHANNELS, FEED_LOOKBACK)?);
-        let listener = Listener::start(config.channels.listen_addr, endpoints, publisher, feed).await?;
-        Ok(Some(Channels { listener, delivery }))
+        let mut listeners = Vec::new();
+        for (addr, endpoints) in by_address(&config.channels, endpoints) {
+            let names = endpoints.names();
+            let listener = Listener::start(addr, endpoints, publisher.clone(), Arc::clone(&feed)).await?;
+            listeners.push((names, listener));
+        }
+        Ok(Some(Channels { listeners, delivery }))
     }
 
     /// Whether replies are delivered and the delivery consumer has its partitions.
@@ -125,15 +155,24 @@ impl Channels {
         self.delivery.as_ref().is_some_and(Delivery::is_assigned)
     }
 
-    /// Where the listener listens.
+    /// Where the first listener listens (the shared one, when any channel uses it).
     pub fn addr(&self) -> SocketAddr {
-        self.listener.addr()
+        self.listeners[0].1.addr()
+    }
+
+    /// Where `channel` (`callback`, `meta`, ...) is served, when it is enabled.
+    pub fn addr_of(&self, channel: &str) -> Option<SocketAddr> {
+        self.listeners.iter().find(|(names, _)| names.contains(&channel)).map(|(_, l)| l.addr())
     }
 
     /// Stops taking requests and finishes those in progress within `grace`, then stops
     /// delivering replies.
     pub async fn stop(self, grace: Duration) {
-        self.listener.stop(grace).await;
+        let mut stopping = tokio::task::JoinSet::new();
+        for (_, listener) in self.listeners {
+            stopping.spawn(listener.stop(grace));
+        }
+        stopping.join_all().await;
         if let Some(delivery) = self.delivery {
             delivery.stop(grace).await;
         }
@@ -163,7 +202,8 @@ impl Extension for ChannelsExtension {
 
 impl RunningExtension for Channels {
     fn addresses(&self) -> Vec<(&'static str, SocketAddr)> {
-        vec![(NAME, self.addr())]
+        let each = self.listeners.iter().flat_map(|(names, l)| names.iter().map(|&n| (n, l.addr())));
+        std::iter::once((NAME, self.addr())).chain(each).collect()
     }
 
     fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {

@@ -304,3 +304,22 @@ async fn when_kafka_cannot_take_the_contact_the_answer_is_503_with_retry_after()
     assert_eq!(reply.status, 202, "{}", reply.text());
     server.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_given_its_own_address_is_served_there_and_only_there() {
+    let mut config = test_config();
+    config.channels.meta.as_mut().unwrap().listen_addr = Some("127.0.0.2:0".parse().unwrap());
+    let (server, _grpc, shared) = start_with(&config).await;
+    let addr_of = |name: &str| server.extension_addrs.iter().find(|(n, _)| *n == name).map(|(_, a)| *a);
+    let meta = addr_of("meta").expect("meta reported with its address");
+    assert_eq!(meta.ip().to_string(), "127.0.0.2");
+    assert_eq!(addr_of("callback"), Some(shared), "callback stays on the shared listener");
+
+    let handshake =
+        format!("/webhooks/meta?hub.mode=subscribe&hub.challenge=42&hub.verify_token={VERIFY_TOKEN}");
+    let reply = http(meta, "GET", &handshake, &[], "").await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "42"));
+    assert_eq!(http(shared, "GET", &handshake, &[], "").await.status, 404, "not on the shared listener");
+    assert_eq!(http(meta, "POST", "/callback", &[], "{}").await.status, 404, "callback not on meta's");
+    server.stop(Duration::from_secs(5)).await;
+}

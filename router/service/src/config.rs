@@ -90,14 +90,16 @@ pub const META_VERIFY_TOKEN_ENV: &str = "VUORO_CHANNELS_META_VERIFY_TOKEN";
 /// Environment variable holding the access token replies are sent with (Meta's send APIs).
 pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
 
-/// The channel listeners: one HTTP address for every HTTP channel, and each channel's own
-/// section (absent: the channel is off). Secrets are never read from the file.
+/// The channel listeners: one HTTP address shared by the HTTP channels, and each channel's own
+/// section (absent: the channel is off), which may give the channel an address of its own.
+/// Secrets are never read from the file.
 ///
 /// ```toml
 /// [channels]
 /// listen_addr = "0.0.0.0:8080"
 /// [channels.callback]            # POST /callback
 /// enabled = true                 # the default when the section is there
+/// listen_addr = "0.0.0.0:8081"   # its own listener; default: channels.listen_addr
 /// [channels.callback.tenants.acme]
 /// default_region = "FI"
 /// [channels.meta]                # GET and POST /webhooks/meta
@@ -109,8 +111,8 @@ pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelsConfig {
-    /// Address of the channels' HTTP listener. Default `127.0.0.1:8080`.
-    /// `VUORO_CHANNELS_LISTEN_ADDR`.
+    /// Address of the HTTP listener of every HTTP channel without an address of its own.
+    /// Default `127.0.0.1:8080`. `VUORO_CHANNELS_LISTEN_ADDR`.
     pub listen_addr: SocketAddr,
     /// Callback requests (`POST /callback`): `enabled` plus the callback adapter's own keys
     /// (`max_body_bytes`, `tenants`; see the adapters' README).
@@ -162,11 +164,25 @@ impl ChannelsConfig {
         if !self.any_enabled() {
             return;
         }
-        for (key, addr) in [("grpc_addr", config.grpc_addr), ("admin_addr", config.admin_addr)] {
-            if addr == self.listen_addr && addr.port() != 0 {
-                errors.push(format!(
-                    "channels.listen_addr = {addr}: the same address as {key}; the channels need their own"
-                ));
+        let own = [
+            (
+                "channels.callback.listen_addr",
+                self.callback.as_ref().filter(|c| c.enabled).and_then(|c| c.listen_addr),
+            ),
+            (
+                "channels.meta.listen_addr",
+                self.meta.as_ref().filter(|c| c.enabled).and_then(|c| c.listen_addr),
+            ),
+        ];
+        let listeners = std::iter::once(("channels.listen_addr", Some(self.listen_addr))).chain(own);
+        for (channel_key, channel_addr) in listeners {
+            let Some(channel_addr) = channel_addr else { continue };
+            for (key, addr) in [("grpc_addr", config.grpc_addr), ("admin_addr", config.admin_addr)] {
+                if addr == channel_addr && addr.port() != 0 {
+                    errors.push(format!(
+                        "{channel_key} = {addr}: the same address as {key}; the channels need their own"
+                    ));
+                }
             }
         }
         if let Some(callback) = self.callback_enabled()
@@ -215,6 +231,8 @@ impl ChannelsConfig {
 pub struct CallbackChannelConfig {
     /// Whether `POST /callback` is served. Default `true`. `VUORO_CHANNELS_CALLBACK_ENABLED`.
     pub enabled: bool,
+    /// An HTTP listener of its own; default: `channels.listen_addr`.
+    pub listen_addr: Option<SocketAddr>,
     /// The callback adapter's configuration (unknown keys refused).
     pub adapter: CallbackConfig,
 }
@@ -222,9 +240,10 @@ pub struct CallbackChannelConfig {
 impl TryFrom<toml::Table> for CallbackChannelConfig {
     type Error = String;
 
-    fn try_from(table: toml::Table) -> Result<Self, String> {
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let listen_addr = take_listen_addr(&mut table)?;
         let (enabled, adapter) = split_section(table)?;
-        Ok(CallbackChannelConfig { enabled, adapter })
+        Ok(CallbackChannelConfig { enabled, listen_addr, adapter })
     }
 }
 
@@ -235,6 +254,8 @@ impl TryFrom<toml::Table> for CallbackChannelConfig {
 pub struct MetaChannelConfig {
     /// Whether `/webhooks/meta` is served. Default `true`. `VUORO_CHANNELS_META_ENABLED`.
     pub enabled: bool,
+    /// An HTTP listener of its own; default: `channels.listen_addr`.
+    pub listen_addr: Option<SocketAddr>,
     /// Base URL of the Graph API, version included (e.g. `http://graph-proxy:8080/v21.0`):
     /// agents' replies to Meta contacts are sent there. Unset: replies are not delivered.
     /// `VUORO_CHANNELS_META_SEND_API_URL`.
@@ -252,8 +273,21 @@ impl TryFrom<toml::Table> for MetaChannelConfig {
             Some(toml::Value::String(url)) => Some(url),
             Some(other) => return Err(format!("send_api_url: expected a URL, found {other}")),
         };
+        let listen_addr = take_listen_addr(&mut table)?;
         let (enabled, adapter) = split_section(table)?;
-        Ok(MetaChannelConfig { enabled, send_api_url, adapter })
+        Ok(MetaChannelConfig { enabled, listen_addr, send_api_url, adapter })
+    }
+}
+
+/// A channel's `listen_addr` key, taken out of its section.
+fn take_listen_addr(table: &mut toml::Table) -> Result<Option<SocketAddr>, String> {
+    match table.remove("listen_addr") {
+        None => Ok(None),
+        Some(toml::Value::String(addr)) => addr
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("listen_addr = {addr:?}: not a host:port address ({e})")),
+        Some(other) => Err(format!("listen_addr: expected \"host:port\", found {other}")),
     }
 }
 
@@ -1128,6 +1162,28 @@ mod tests {
         for secret in ["app-secret-value", "verify-token-value", "access-token-value"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_channel_may_have_its_own_address_which_must_be_one() {
+        let text = r#"
+            [channels.callback]
+            listen_addr = "0.0.0.0:8081"
+            [channels.callback.tenants.acme]
+            default_region = "FI"
+        "#;
+        let config = load_text(text, &[]).unwrap();
+        let callback = config.channels.callback.as_ref().unwrap();
+        assert_eq!(callback.listen_addr, Some("0.0.0.0:8081".parse().unwrap()));
+        let errors = load_text(&text.replace("0.0.0.0:8081", "port 8081"), &[]).unwrap_err().to_string();
+        assert!(errors.contains("listen_addr = \"port 8081\": not a host:port address"), "{errors}");
+        let clash = text.replace("0.0.0.0:8081", "127.0.0.1:9090");
+        let errors =
+            load_text(&format!("admin_addr = \"127.0.0.1:9090\"\n{clash}"), &[]).unwrap_err().to_string();
+        assert!(
+            errors.contains("channels.callback.listen_addr = 127.0.0.1:9090: the same address as admin_addr"),
+            "{errors}"
+        );
     }
 
     #[test]
