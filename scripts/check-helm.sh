@@ -11,7 +11,8 @@
 #      (@kubernetes-models/prometheus-operator), and that selectors, ports, volumes and
 #      references between objects resolve; each check must also reject a broken copy;
 #   3. runs the rendered router config through `vuoro serve --validate-config` (and a config
-#      that weakens Kafka's guarantees must fail it);
+#      that weakens Kafka's guarantees must fail it), and the adapters' config through
+#      `vuoro adapters --validate-config` (a key no channel knows must fail it);
 #   4. runs the topics Job's script against stand-in Kafka tools;
 #   5. `promtool check rules` and `promtool test rules` (helm/vuoro/tests/rules.test.yaml);
 #   6. starts `vuoro serve` with the rendered config, drives traffic through every path the
@@ -192,7 +193,7 @@ must_fail "a Deployment with an unknown container field" "$venv/bin/kubernetes-v
 must_fail "a Deployment with replicas: \"two\"" "$venv/bin/kubernetes-validate" --strict --kubernetes-version 1.37.0 "$WORK/default/broken-type.yaml"
 must_fail "a ServiceMonitor and a PrometheusRule with bad durations" node "$CHART/tests/validate-crds.mjs" "$models" "$WORK/default/broken-crds.json"
 [ "$(grep -c '^ERROR' "$WORK/expected-failure.log")" = 2 ] || fail "the CRD validator did not reject both broken objects"
-sed 's/targetPort: chat$/targetPort: web-chat/' "$WORK/production.yaml" >"$WORK/miswired.yaml"
+sed 's/targetPort: callback$/targetPort: call-back/' "$WORK/production.yaml" >"$WORK/miswired.yaml"
 must_fail "a Service whose target port no pod has" "$PYTHON" "$CHART/tests/chart_check.py" wiring "$WORK/miswired.yaml"
 
 step "router config (vuoro serve --validate-config)"
@@ -224,6 +225,19 @@ done
 echo "librdkafka properties rendered as text, whole numbers as integers"
 render weakened --set kafka.brokers=kafka:9092 --set kafka.properties.acks=1 >/dev/null
 must_fail "a rendered config with acks=1" "$BIN" serve --config "$WORK/weakened/router.toml" --validate-config
+
+step "adapters config (vuoro adapters --validate-config)"
+# The secrets the production example takes from its Secret, as the pod's environment has them.
+adapters_env=(VUORO_CHANNELS_META_APP_SECRET=s VUORO_CHANNELS_META_VERIFY_TOKEN=t VUORO_CHANNELS_META_ACCESS_TOKEN=a)
+out=$(env "${adapters_env[@]}" "$BIN" adapters --config "$WORK/production/adapters.toml" --validate-config 2>&1) ||
+    fail "production: the rendered adapters config is refused:"$'\n'"$out"
+echo "production: $out"
+for channel in callback meta; do
+    grep -q "^\[channels\.$channel\]" "$WORK/production/adapters.toml" || fail "production: no [channels.$channel]"
+done
+render unknown-key -f "$CHART/examples/production.yaml" --set-string 'adapters.listeners.callback.config=max_body_bytez = 1' >/dev/null
+must_fail "an adapters config with an unknown key" env "${adapters_env[@]}" "$BIN" adapters --config "$WORK/unknown-key/adapters.toml" --validate-config
+must_fail "adapters without a channel" "$HELM" template vuoro "$CHART" -f "$CHART/examples/production.yaml" --set ingress.enabled=false --set adapters.listeners.callback.enabled=false --set adapters.listeners.meta.enabled=false
 
 step "topics Job script (stand-in Kafka tools)"
 mkdir -p "$WORK/kafka-bin"

@@ -70,13 +70,13 @@ def split(rendered, outdir):
     (outdir / "router.toml").write_text(routers[0]["data"]["vuoro.toml"])
     adapters = [d for d in labelled("ConfigMap", "adapters") if "adapters.toml" in d.get("data", {})]
     if adapters:
-        # No adapters binary to validate it yet: it must at least be TOML with a listener table.
+        # check-helm.sh runs it through `vuoro adapters --validate-config`; here: TOML with channels.
         text = adapters[0]["data"]["adapters.toml"]
         try:
-            listeners = tomllib.loads(text)["listeners"]
+            listeners = tomllib.loads(text)["channels"]
         except (tomllib.TOMLDecodeError, KeyError) as error:
-            fail(f"{rendered}: the adapters' config is not TOML with [listeners]: {error}\n{text}")
-        print(f"adapters.toml parses; listeners: {', '.join(sorted(listeners))}")
+            fail(f"{rendered}: the adapters' config is not TOML with [channels]: {error}\n{text}")
+        print(f"adapters.toml parses; channels: {', '.join(sorted(listeners))}")
         (outdir / "adapters.toml").write_text(text)
 
     rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
