@@ -332,6 +332,11 @@ rpc ContactService/SubmitContact '{"contact":{"id":"overflowed","tenant":"'$tena
 rpc ContactService/CancelContact '{"tenant":"'$tenant'","id":"overflowed"}' >/dev/null
 # A contact of a tenant the router does not know is dead-lettered.
 rpc ContactService/SubmitContact '{"contact":{"id":"stray","tenant":"no-such-tenant","channel":"CHANNEL_CHAT"}}' >/dev/null
+# A request the API refuses for what it sent (vuoro_api_refused_total).
+if rpc ContactService/SubmitContact '{"contact":{"id":"","tenant":"'$tenant'","channel":"CHANNEL_CHAT"}}' >"$WORK/invalid.log" 2>&1; then
+    fail "a contact without an id was accepted"
+fi
+grep -q InvalidArgument "$WORK/invalid.log" || fail "a contact without an id: $(cat "$WORK/invalid.log")"
 big=$("$PYTHON" -c 'import json; print(json.dumps({f"k{i}": "x" * 4000 for i in range(30)}))')
 if rpc ContactService/SubmitContact '{"contact":{"id":"oversized","tenant":"'$tenant'","channel":"CHANNEL_CHAT","attributes":'"$big"'}}' >"$WORK/oversized.log" 2>&1; then
     fail "an oversized contact was accepted; expected Kafka to refuse it"

@@ -31,4 +31,4 @@ pub use ids::{
     SkillId, SkillLevel, TenantId,
 };
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
-pub use stats::{StatsReader, StatsSnapshot};
+pub use stats::{AgentCounts, PoolStats, QueueStats, StatsReader, StatsSnapshot};

@@ -190,6 +190,8 @@ pub struct PoolStats {
     pub kind: PoolKind,
     /// Whether it is within its opening hours.
     pub open: bool,
+    /// Whether the provider offers capacity rather than agents the router sees.
+    pub capacity_level: bool,
     /// Agents by state (a capacity-level pool counts none).
     pub agents: AgentCounts,
     /// Contacts offered or in service.
@@ -287,6 +289,7 @@ impl Engine {
                     tenant: pool.config.tenant,
                     kind: pool.config.kind,
                     open: pool.open,
+                    capacity_level: matches!(pool.config.mode, crate::config::PoolMode::CapacityLevel { .. }),
                     agents,
                     load: pool.load,
                     units_in_use,

@@ -55,6 +55,15 @@ pub const OWNER_EPOCH_CHANGES_TOTAL: &str = "vuoro_owner_epoch_changes_total";
 pub const RECOVERY_SECONDS: &str = "vuoro_recovery_seconds";
 /// Records sent to the dead-letter topic, by `reason` (see [`DeadLetterReason`]).
 pub const DEAD_LETTERS_TOTAL: &str = "vuoro_dead_letters_total";
+/// Gauge: a pool's agents by state (pools whose agents the router sees; a capacity-level
+/// pool's agents are the provider's).
+pub const POOL_AGENTS: &str = "vuoro_pool_agents";
+/// Gauge: 1 while a pool is within its opening hours, else 0.
+pub const POOL_OPEN: &str = "vuoro_pool_open";
+/// Gauge: contacts waiting in the tenant a pool serves (every channel).
+pub const POOL_TENANT_WAITING: &str = "vuoro_pool_tenant_waiting_contacts";
+/// Counter: API requests refused, by gRPC status code (invalid, not found, unavailable, ...).
+pub const API_REFUSED_TOTAL: &str = "vuoro_api_refused_total";
 
 /// Label: the contact's channel (`voice`, `email`, `social`, `chat`).
 pub const LABEL_CHANNEL: &str = "channel";
@@ -66,6 +75,10 @@ pub const LABEL_STATE: &str = "state";
 pub const LABEL_TOPIC: &str = "topic";
 /// Label: why a record was dead-lettered.
 pub const LABEL_REASON: &str = "reason";
+/// Label: a pool's id.
+pub const LABEL_POOL: &str = "pool";
+/// Label: a gRPC status code's name, e.g. `INVALID_ARGUMENT`.
+pub const LABEL_CODE: &str = "code";
 
 /// Decision time: 1 µs to 10 ms (the engine's target is well under 10 µs).
 pub const DECISION_BUCKETS: [f64; 13] =
@@ -131,7 +144,7 @@ const fn histogram_spec(
 }
 
 /// Every metric Vuoro exports.
-pub const SPECS: [Spec; 17] = [
+pub const SPECS: [Spec; 21] = [
     spec(
         CONTACTS_RECEIVED_TOTAL,
         Kind::Counter,
@@ -223,6 +236,28 @@ pub const SPECS: [Spec; 17] = [
         &[LABEL_REASON],
         Some(Unit::Count),
         "Records sent to the dead-letter topic, by reason.",
+    ),
+    spec(
+        POOL_AGENTS,
+        Kind::Gauge,
+        &[LABEL_POOL, LABEL_STATE],
+        Some(Unit::Count),
+        "A pool's agents by state.",
+    ),
+    spec(POOL_OPEN, Kind::Gauge, &[LABEL_POOL], None, "1 while a pool is within its opening hours, else 0."),
+    spec(
+        POOL_TENANT_WAITING,
+        Kind::Gauge,
+        &[LABEL_POOL],
+        Some(Unit::Count),
+        "Contacts waiting in the tenant a pool serves.",
+    ),
+    spec(
+        API_REFUSED_TOTAL,
+        Kind::Counter,
+        &[LABEL_CODE],
+        Some(Unit::Count),
+        "API requests refused, by gRPC status code.",
     ),
 ];
 
@@ -388,6 +423,61 @@ pub fn submit_to_offer(seconds: f64) {
 /// Sets how many agents are in `state` — with every not-ready reason counted together.
 pub fn agents_by_state(state: AgentState, count: usize) {
     metrics::gauge!(AGENTS, LABEL_STATE => agent_state_label(state)).set(count as f64);
+}
+
+/// The `state` labels of a pool's agents, in [`pool_gauges`]' order.
+const POOL_AGENT_STATES: [&str; 5] = ["ready", "not_ready", "busy", "wrap_up", "offline"];
+
+/// Sets a pool's gauges: agents by state (`None` for a capacity-level pool), whether it is
+/// open, and the contacts waiting in its tenant.
+pub fn pool_gauges(pool: &str, agents: Option<&vuoro_engine::AgentCounts>, open: bool, tenant_waiting: u32) {
+    let pool = pool.to_owned();
+    if let Some(a) = agents {
+        let counts = [a.ready, a.not_ready, a.busy, a.wrap_up, a.offline];
+        for (state, n) in POOL_AGENT_STATES.into_iter().zip(counts) {
+            metrics::gauge!(POOL_AGENTS, LABEL_POOL => pool.clone(), LABEL_STATE => state).set(f64::from(n));
+        }
+    }
+    metrics::gauge!(POOL_OPEN, LABEL_POOL => pool.clone()).set(if open { 1.0 } else { 0.0 });
+    metrics::gauge!(POOL_TENANT_WAITING, LABEL_POOL => pool).set(f64::from(tenant_waiting));
+}
+
+/// Sets a pool's gauges to NaN: this replica no longer knows it (another one reports it).
+pub fn pool_gauges_unknown(pool: &str) {
+    for state in POOL_AGENT_STATES {
+        metrics::gauge!(POOL_AGENTS, LABEL_POOL => pool.to_owned(), LABEL_STATE => state).set(f64::NAN);
+    }
+    metrics::gauge!(POOL_OPEN, LABEL_POOL => pool.to_owned()).set(f64::NAN);
+    metrics::gauge!(POOL_TENANT_WAITING, LABEL_POOL => pool.to_owned()).set(f64::NAN);
+}
+
+/// Counts an API request refused with `code`.
+pub fn api_refused(code: tonic::Code) {
+    metrics::counter!(API_REFUSED_TOTAL, LABEL_CODE => code_label(code)).increment(1);
+}
+
+/// A gRPC code's name as the API documents it.
+fn code_label(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "CANCELLED",
+        C::Unknown => "UNKNOWN",
+        C::InvalidArgument => "INVALID_ARGUMENT",
+        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        C::NotFound => "NOT_FOUND",
+        C::AlreadyExists => "ALREADY_EXISTS",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        C::FailedPrecondition => "FAILED_PRECONDITION",
+        C::Aborted => "ABORTED",
+        C::OutOfRange => "OUT_OF_RANGE",
+        C::Unimplemented => "UNIMPLEMENTED",
+        C::Internal => "INTERNAL",
+        C::Unavailable => "UNAVAILABLE",
+        C::DataLoss => "DATA_LOSS",
+        C::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// Sets the occupancy (0–1) of the pools of a kind.

@@ -195,6 +195,7 @@ impl Server {
         let reflection_v1 = reflection().build_v1().context("building gRPC reflection")?;
         let reflection_v1alpha = reflection().build_v1alpha().context("building gRPC reflection")?;
         let router = tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(count_refusal))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -273,4 +274,17 @@ impl Server {
         let mut delivery = self.delivery;
         let _ = tokio::task::spawn_blocking(move || delivery.stop()).await;
     }
+}
+
+/// Counts a refused request (`vuoro_api_refused_total`): an error answered at once carries its
+/// status in the response headers (an error at the end of a stream, in its trailers, is not
+/// counted).
+fn count_refusal(
+    response: tonic::codegen::http::Response<tonic::body::Body>,
+) -> tonic::codegen::http::Response<tonic::body::Body> {
+    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+    if let Some(code) = code.map(tonic::Code::from_i32).filter(|&c| c != tonic::Code::Ok) {
+        crate::metrics::api_refused(code);
+    }
+    response
 }

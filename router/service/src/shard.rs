@@ -124,6 +124,7 @@ impl Shard {
             queries: receiver,
             stop: Arc::clone(&stop),
             out: Vec::with_capacity(64),
+            gauged_pools: Vec::new(),
         };
         let thread = std::thread::Builder::new().name("router-shard".into()).spawn(move || worker.run())?;
         Ok(Shard { queries, stop, thread: Some(thread) })
@@ -267,6 +268,9 @@ struct Worker {
     queries: std::sync::mpsc::Receiver<Query>,
     stop: Arc<AtomicBool>,
     out: Vec<Output>,
+    /// The pools whose gauges this replica set last time (a pool of a domain it no longer owns
+    /// has its gauges set to NaN: another replica reports it now).
+    gauged_pools: Vec<String>,
 }
 
 /// A replica id unique per shard started: process, start time and a counter.
@@ -663,14 +667,16 @@ impl Worker {
     }
 
     /// Queue depth, oldest wait and service level per channel, agents by state and occupancy
-    /// per pool kind, over every domain this replica owns (no tenant labels).
-    fn publish_gauges(&self) {
+    /// per pool kind, over every domain this replica owns (no tenant labels); per pool, its
+    /// agents by state, whether it is open and the contacts waiting in its tenant.
+    fn publish_gauges(&mut self) {
         use vuoro_engine::{AgentState, Channel, PoolKind};
         let mut depth = [0usize; Channel::COUNT];
         let mut oldest = [0u64; Channel::COUNT];
         let mut level = [(0.0f64, 0u64); Channel::COUNT];
         let mut states = [0usize; 5];
         let mut units = [(0u64, 0u64); 2];
+        let mut gauged = Vec::new();
         for domain in self.domains.values() {
             let stats = domain.engine.stats();
             for q in &stats.queues {
@@ -683,7 +689,17 @@ impl Worker {
                     level[c].1 += weight;
                 }
             }
+            let mut waiting_by_tenant = FxHashMap::<vuoro_engine::TenantId, u32>::default();
+            for q in &stats.queues {
+                *waiting_by_tenant.entry(q.tenant).or_default() += q.waiting;
+            }
             for p in &stats.pools {
+                if let Some(name) = domain.directory.pool_name(p.pool) {
+                    let agents = (!p.capacity_level).then_some(&p.agents);
+                    let waiting = waiting_by_tenant.get(&p.tenant).copied().unwrap_or(0);
+                    crate::metrics::pool_gauges(name, agents, p.open, waiting);
+                    gauged.push(name.to_owned());
+                }
                 let a = p.agents;
                 for (i, n) in [a.ready, a.not_ready, a.busy, a.wrap_up, a.offline].into_iter().enumerate() {
                     states[i] += n as usize;
@@ -693,6 +709,10 @@ impl Worker {
                 units[k].1 += p.units_staffed;
             }
         }
+        for pool in self.gauged_pools.iter().filter(|p| !gauged.contains(p)) {
+            crate::metrics::pool_gauges_unknown(pool);
+        }
+        self.gauged_pools = gauged;
         for channel in Channel::ALL {
             let c = channel.index();
             let service_level = if level[c].1 == 0 { f64::NAN } else { level[c].0 / level[c].1 as f64 };
