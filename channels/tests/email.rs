@@ -364,8 +364,8 @@ async fn bad_mail_gets_a_clear_smtp_error_and_a_dead_letter_and_automatic_mail_n
         "{said}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let reference = said.split("[ref ").nth(1).unwrap().trim().trim_end_matches(']').to_owned();
-    assert_eq!(dead_letter(reference).await.unwrap().header("vuoro-reason-code"), Some("too_large"));
+    let quoted = said.split("[ref ").nth(1).unwrap().trim().trim_end_matches(']').to_owned();
+    assert_eq!(dead_letter(quoted).await.unwrap().header("vuoro-reason-code"), Some("too_large"));
 
     // A charset nobody can decode: 554 naming it, the mail kept in the dead letter.
     let (sent, transcript) = swaks(

@@ -265,7 +265,8 @@ impl Session {
                 if done {
                     let raw = std::mem::take(message);
                     *phase = Phase::Commands(RequestReceiver::default());
-                    let reply = self.message(raw).await;
+                    let reply =
+                        if raw.len() > max { self.too_large(None).await } else { self.message(raw).await };
                     writer.write_all(&reply.bytes()).await?;
                 } else if message.len() > max {
                     *phase = Phase::Discard(DummyDataReceiver::new_data(receiver));
