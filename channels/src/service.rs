@@ -322,7 +322,7 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let adapters = Adapters::start(&config).await?;
-        tracing::info!(channels = %adapters.channels_addr, admin = %adapters.admin_addr, "vuoro adapters serving");
+        tracing::info!(channels = %adapters.channels_addr, smtp = ?adapters.smtp_addr, admin = %adapters.admin_addr, "vuoro adapters serving");
         vuoro_service::serve::shutdown_signal().await;
         tracing::info!("shutting down");
         adapters.stop(Duration::from_millis(config.shutdown_grace_ms)).await;
