@@ -1,7 +1,8 @@
 //! Email, end to end with real SMTP on both sides: `swaks` (and Python's `smtplib` where swaks
 //! cannot say it) delivers mail to the channel's SMTP listener, agents get it over gRPC, and
 //! what goes out to customers arrives at a real SMTP server — `aiosmtpd`, started by the test
-//! (`tests/email/sink.py`) and writing each mail to a directory. `scripts/test.sh` installs
+//! (`tests/email/sink.py`) and writing each mail to a directory; it refuses the first mail with
+//! a transient 451, so the courier's retry is proven too. `scripts/test.sh` installs
 //! swaks and aiosmtpd; a missing one fails these tests.
 
 use std::io::{BufRead, BufReader};
@@ -35,13 +36,15 @@ struct Sink {
 }
 
 impl Sink {
-    fn start(name: &str) -> Sink {
+    /// A sink; with `fail_first`, it refuses the first mail with a transient 451.
+    fn start(name: &str, fail_first: bool) -> Sink {
         let dir = std::env::temp_dir().join(format!("vuoro-email-sink-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/email/sink.py");
         let mut child = Command::new(python())
             .arg(script)
             .arg(&dir)
+            .args(fail_first.then_some("fail-first"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -168,7 +171,7 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_is_acknowledged_offered_answered_in_its_thread_and_its_follow_up_goes_to_the_same_agent() {
-    let sink = Sink::start("conversation");
+    let sink = Sink::start("conversation", true);
     let (server, grpc, _) = start_with(&email_config(Some(sink.port))).await;
     let smtp = smtp_addr(&server);
     setup_tenant_with(&grpc, vec![email_agent("aino"), email_agent("bea")]).await;
@@ -211,6 +214,10 @@ async fn a_mail_is_acknowledged_offered_answered_in_its_thread_and_its_follow_up
     assert_eq!(ack.to().and_then(|a| a.first()).and_then(|a| a.address()), Some(CUSTOMER));
     assert_eq!(ack.subject(), Some("Re: Order 123 has not arrived"));
     assert_eq!(ids(ack.in_reply_to()), ["order-123@example.fi"]);
+    assert!(
+        sink.dir.join("refused-first").exists(),
+        "the relay refused the first attempt (451): it was retried"
+    );
     let text = ack.body_text(0).unwrap();
     assert!(
         text.starts_with("Thank you for your message. We have received it and will answer"),
