@@ -7,6 +7,25 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
+# The email channel's tests speak SMTP with real tools, installed once: swaks (Debian) sends
+# mail in, aiosmtpd (PyPI, in a venv of its own) receives what goes out. Missing, they fail.
+TOOLS=${HELM_CHECK_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/vuoro-tools}
+AIOSMTPD=aiosmtpd==1.4.6
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+apt_install() {
+    $sudo apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+command -v swaks >/dev/null || apt_install swaks
+export EMAIL_SINK_PYTHON=$TOOLS/email-python/bin/python
+if [ "$("$EMAIL_SINK_PYTHON" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null)" != "${AIOSMTPD##*=}" ]; then
+    rm -rf "$TOOLS/email-python"
+    mkdir -p "$TOOLS"
+    python3 -m venv "$TOOLS/email-python" 2>/dev/null ||
+        { apt_install python3-venv && python3 -m venv "$TOOLS/email-python"; }
+    "$TOOLS/email-python/bin/pip" install --quiet --disable-pip-version-check "$AIOSMTPD"
+fi
 cargo test --workspace --release
 cargo bench --workspace --no-run
 scripts/check-helm.sh

@@ -36,6 +36,8 @@ type Key = (String, String);
 #[derive(Default)]
 struct Inner {
     subscribers: HashMap<Key, Vec<mpsc::UnboundedSender<v1::OutboundMessage>>>,
+    /// Whoever follows every contact ([`Feed::watch`]).
+    watchers: Vec<mpsc::UnboundedSender<v1::OutboundMessage>>,
     recent: HashMap<Key, VecDeque<v1::OutboundMessage>>,
     /// Contacts in `recent`, oldest first.
     order: VecDeque<Key>,
@@ -44,6 +46,7 @@ struct Inner {
 impl Inner {
     fn publish(&mut self, message: v1::OutboundMessage) {
         let key = (message.tenant.clone(), message.contact.clone());
+        self.watchers.retain(|w| w.send(message.clone()).is_ok());
         if let Some(subscribers) = self.subscribers.get_mut(&key) {
             subscribers.retain(|s| s.send(message.clone()).is_ok());
             if subscribers.is_empty() {
@@ -150,6 +153,15 @@ impl Feed {
             let _ = sender.send(message.clone());
         }
         inner.subscribers.entry(key).or_default().push(sender);
+        receiver
+    }
+
+    /// Every message of the followed channels from now on (what the feed read back at start
+    /// included, when called before it got there), until the receiver is dropped: for those
+    /// who follow all contacts, like the email channel remembering who handled a conversation.
+    pub fn watch(&self) -> mpsc::UnboundedReceiver<v1::OutboundMessage> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        lock(&self.inner).watchers.push(sender);
         receiver
     }
 

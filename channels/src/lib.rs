@@ -12,8 +12,12 @@
 //! message to its channel's courier ([`meta_courier`]: Meta's send APIs), with texts from
 //! [`status`]; [`feed`] follows the outbound topic in every process for those who wait on one
 //! contact.
+//!
+//! Email ([`email`]) has its own SMTP listener and courier: mail in becomes email contacts,
+//! replies go out through an SMTP relay.
 
 pub mod callback;
+pub mod email;
 pub mod feed;
 pub mod listener;
 pub mod meta;

@@ -184,19 +184,22 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
 /// The correlation id: the sender's `X-Request-Id` when it is a short printable token, else a
 /// fresh one.
 fn correlation(request: &Request<Incoming>) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let given = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| {
         !v.is_empty() && v.len() <= MAX_REQUEST_ID_CHARS && v.bytes().all(|b| b.is_ascii_graphic())
     });
     match given {
         Some(id) => id.to_owned(),
-        None => {
-            // Relaxed: a counter that only has to be unique, publishing nothing else.
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let nanos = crate::now().timestamp_nanos_opt().unwrap_or_default() as u64;
-            format!("ch-{:x}-{n:x}", nanos ^ (u64::from(std::process::id()) << 40))
-        }
+        None => fresh_correlation(),
     }
+}
+
+/// A fresh correlation id, unique in this process and unlikely to repeat across processes.
+pub(crate) fn fresh_correlation() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: a counter that only has to be unique, publishing nothing else.
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = crate::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    format!("ch-{:x}-{n:x}", nanos ^ (u64::from(std::process::id()) << 40))
 }
 
 /// A body that could not be read whole.
@@ -311,13 +314,7 @@ impl State {
             payload,
             event_path: None,
         };
-        let stored = match self.publisher.dead_letter(&letter, correlation) {
-            Ok(delivery) => crate::publish::settle(delivery).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = stored {
-            tracing::error!(%error, channel, code = refusal.code, "the refusal could not be dead-lettered");
-        }
+        self.publisher.store_dead_letter(&letter, correlation).await;
         refusal.response()
     }
 }

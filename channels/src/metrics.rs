@@ -22,7 +22,7 @@ pub const DELIVERED_TOTAL: &str = "vuoro_channel_delivered_total";
 /// Outbound messages a platform did not take, by `channel` and `reason`.
 pub const DELIVERY_FAILURES_TOTAL: &str = "vuoro_channel_delivery_failures_total";
 
-/// Label: the channel endpoint (`callback`, `meta`).
+/// Label: the channel endpoint (`callback`, `meta`, `email`).
 pub const LABEL_CHANNEL: &str = "channel";
 /// Label: a stable snake_case reason code.
 pub const LABEL_REASON: &str = "reason";

@@ -123,6 +123,21 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Writes a dead letter and waits for Kafka to have it, so the record is there when the
+    /// sender hears of the refusal; a dead letter Kafka does not take is logged (the sender
+    /// still gets its answer).
+    pub async fn store_dead_letter(&self, letter: &DeadLetter<'_>, correlation: &str) {
+        let stored = match self.dead_letter(letter, correlation) {
+            Ok(delivery) => settle(delivery).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = stored {
+            tracing::error!(%error, channel = letter.channel, code = letter.code, "the refusal could not be dead-lettered");
+        }
+    }
+}
+
 /// Waits for Kafka's acknowledgement of one record.
 pub async fn settle(delivery: DeliveryFuture) -> Result<(), Unavailable> {
     match delivery.await {

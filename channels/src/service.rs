@@ -17,6 +17,7 @@ use vuoro_service::config::{ChannelsConfig, Config};
 use vuoro_service::kafka::Cluster;
 use vuoro_service::serve::{BoxFuture, Extension, RunningExtension};
 
+use crate::email::{Conversations, EmailCourier, EmailEndpoint, RelaySettings, RelayTls, SmtpListener};
 use crate::feed::Feed;
 use crate::listener::{Endpoints, Listener, MetaEndpoint};
 use crate::meta_courier::{DeliverySettings, MetaCourier};
@@ -73,16 +74,60 @@ impl TryFrom<&ChannelsConfig> for Endpoints {
     }
 }
 
-/// The channel listeners of a process (the shared HTTP address, and each channel given an
-/// address of its own), and the delivery of messages to customers when any channel delivers.
+/// The name under which the SMTP listener's address is reported.
+pub const EMAIL_NAME: &str = "email";
+
+/// The channel listeners of a process (the shared HTTP address, and each HTTP channel given an
+/// address of its own), the SMTP listener when email is enabled, and the delivery of messages
+/// to customers when any channel delivers.
 pub struct Channels {
     /// Each listener with the channels it serves; the shared one first.
     listeners: Vec<(Vec<&'static str>, Listener)>,
     delivery: Option<Delivery>,
+    smtp: Option<SmtpListener>,
+    /// Follows the outbound feed for who handled each email conversation.
+    conversations: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The validated SMTP listener settings of an enabled email channel.
+fn email_endpoint(config: &ChannelsConfig) -> anyhow::Result<Option<EmailEndpoint>> {
+    let Some(email) = config.email_enabled() else { return Ok(None) };
+    let settings =
+        vuoro_adapters::email::EmailSettings::try_from(email.adapter.clone()).map_err(|error| {
+            anyhow!(
+                "{}",
+                error.problems.iter().map(|p| format!("channels.email.{p}")).collect::<Vec<_>>().join("\n")
+            )
+        })?;
+    Ok(Some(EmailEndpoint {
+        listen_addr: email.listen_addr,
+        hostname: email.hostname.trim().to_owned(),
+        settings,
+        preferred_agent_wait_ms: email.preferred_agent_wait_ms,
+    }))
+}
+
+/// The relay of an enabled email channel that has one.
+fn relay_settings(config: &ChannelsConfig) -> Option<RelaySettings> {
+    let email = config.email_enabled()?;
+    let relay = email.relay.as_ref()?;
+    let tls = match relay.tls {
+        vuoro_service::config::RelayTlsConfig::None => RelayTls::None,
+        vuoro_service::config::RelayTlsConfig::Starttls => RelayTls::StartTls,
+        vuoro_service::config::RelayTlsConfig::Tls => RelayTls::Tls,
+    };
+    let credentials = config.email_relay_username.clone().zip(config.email_relay_password.clone());
+    Some(RelaySettings {
+        host: relay.host.trim().to_owned(),
+        port: relay.port,
+        tls,
+        credentials,
+        hostname: email.hostname.trim().to_owned(),
+    })
 }
 
 /// The enabled channels grouped by the HTTP address each is served on (a channel's own
-/// `listen_addr`, else the shared one); the shared address comes first.
+/// `listen_addr`, else the shared one); the shared address comes first, even with no channel.
 fn by_address(config: &ChannelsConfig, endpoints: Endpoints) -> Vec<(SocketAddr, Endpoints)> {
     fn group(groups: &mut Vec<(SocketAddr, Endpoints)>, addr: SocketAddr) -> &mut Endpoints {
         let index = groups.iter().position(|(a, _)| *a == addr).unwrap_or_else(|| {
@@ -101,7 +146,8 @@ fn by_address(config: &ChannelsConfig, endpoints: Endpoints) -> Vec<(SocketAddr,
         let addr = config.meta.as_ref().and_then(|c| c.listen_addr).unwrap_or(shared);
         group(&mut groups, addr).meta = Some(meta);
     }
-    groups.retain(|(_, e)| e.any());
+    // The shared listener runs even when every HTTP channel has its own address or none is
+    // enabled (it then answers 404): the process always has an HTTP address to report.
     groups
 }
 
@@ -127,12 +173,16 @@ impl Channels {
     /// Starts the listener on `cluster` when any channel is enabled; `None` otherwise.
     pub async fn start(config: &Config, cluster: &Cluster) -> anyhow::Result<Option<Channels>> {
         let endpoints = Endpoints::try_from(&config.channels)?;
-        if !endpoints.any() {
+        let email = email_endpoint(&config.channels)?;
+        if !endpoints.any() && email.is_none() {
             return Ok(None);
         }
         let mut couriers: Vec<Box<dyn Courier>> = Vec::new();
         if let Some(settings) = delivery_settings(&config.channels)? {
             couriers.push(Box::new(MetaCourier::new(settings)?));
+        }
+        if let Some(relay) = relay_settings(&config.channels) {
+            couriers.push(Box::new(EmailCourier::new(relay)?));
         }
         let publisher = Publisher::new(cluster)?;
         let delivery = if couriers.is_empty() {
@@ -141,13 +191,22 @@ impl Channels {
             Some(Delivery::start(cluster, couriers, publisher.clone())?)
         };
         let feed = Arc::new(Feed::start(cluster, FEED_CHANNELS, FEED_LOOKBACK)?);
+        let (smtp, conversations) = match email {
+            Some(endpoint) => {
+                let conversations = Arc::new(Conversations::new(crate::email::threads::DEFAULT_CAPACITY));
+                let following = conversations.follow(&feed);
+                let smtp = SmtpListener::start(endpoint, publisher.clone(), conversations).await?;
+                (Some(smtp), Some(following))
+            }
+            None => (None, None),
+        };
         let mut listeners = Vec::new();
         for (addr, endpoints) in by_address(&config.channels, endpoints) {
             let names = endpoints.names();
             let listener = Listener::start(addr, endpoints, publisher.clone(), Arc::clone(&feed)).await?;
             listeners.push((names, listener));
         }
-        Ok(Some(Channels { listeners, delivery }))
+        Ok(Some(Channels { listeners, delivery, smtp, conversations }))
     }
 
     /// Whether replies are delivered and the delivery consumer has its partitions.
@@ -165,9 +224,20 @@ impl Channels {
         self.listeners.iter().find(|(names, _)| names.contains(&channel)).map(|(_, l)| l.addr())
     }
 
-    /// Stops taking requests and finishes those in progress within `grace`, then stops
-    /// delivering replies.
+    /// Where the SMTP listener listens, when email is enabled.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().map(SmtpListener::addr)
+    }
+
+    /// Stops taking requests and mail and finishes those in progress within `grace`, then
+    /// stops delivering replies.
     pub async fn stop(self, grace: Duration) {
+        if let Some(smtp) = self.smtp {
+            smtp.stop(grace).await;
+        }
+        if let Some(conversations) = self.conversations {
+            conversations.abort();
+        }
         let mut stopping = tokio::task::JoinSet::new();
         for (_, listener) in self.listeners {
             stopping.spawn(listener.stop(grace));
@@ -203,7 +273,8 @@ impl Extension for ChannelsExtension {
 impl RunningExtension for Channels {
     fn addresses(&self) -> Vec<(&'static str, SocketAddr)> {
         let each = self.listeners.iter().flat_map(|(names, l)| names.iter().map(|&n| (n, l.addr())));
-        std::iter::once((NAME, self.addr())).chain(each).collect()
+        let smtp = self.smtp_addr().map(|addr| (EMAIL_NAME, addr));
+        std::iter::once((NAME, self.addr())).chain(each).chain(smtp).collect()
     }
 
     fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
@@ -267,8 +338,10 @@ fn adapters_problems(config: &Config) -> Vec<String> {
         );
     }
     if !config.channels.any_enabled() {
-        problems
-            .push("channels: no channel is enabled; add [channels.callback] or [channels.meta]".to_owned());
+        problems.push(
+            "channels: no channel is enabled; add [channels.callback], [channels.meta] or [channels.email]"
+                .to_owned(),
+        );
     }
     if config.channels.listen_addr == config.admin_addr && config.admin_addr.port() != 0 {
         problems.push(format!(
@@ -290,7 +363,7 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let adapters = Adapters::start(&config).await?;
-        tracing::info!(channels = %adapters.channels_addr, admin = %adapters.admin_addr, "vuoro adapters serving");
+        tracing::info!(channels = %adapters.channels_addr, smtp = ?adapters.smtp_addr, admin = %adapters.admin_addr, "vuoro adapters serving");
         vuoro_service::serve::shutdown_signal().await;
         tracing::info!("shutting down");
         adapters.stop(Duration::from_millis(config.shutdown_grace_ms)).await;
@@ -302,6 +375,8 @@ pub fn run(args: AdaptersArgs) -> anyhow::Result<ExitCode> {
 pub struct Adapters {
     /// Where the channels listen.
     pub channels_addr: SocketAddr,
+    /// Where the SMTP listener listens, when email is enabled.
+    pub smtp_addr: Option<SocketAddr>,
     /// Where the admin port listens.
     pub admin_addr: SocketAddr,
     /// Readiness, as `/readyz` reports it.
@@ -333,6 +408,7 @@ impl Adapters {
         health.set_ready();
         Ok(Adapters {
             channels_addr: channels.addr(),
+            smtp_addr: channels.smtp_addr(),
             admin_addr,
             health,
             channels,

@@ -86,6 +86,40 @@ pub fn completed(language: Language) -> String {
     .to_owned()
 }
 
+/// An email's automatic acknowledgement: the mail arrived, and when to expect an answer
+/// (from the estimated wait: minutes below an hour, else hours, rounded up).
+pub fn email_acknowledgement(language: Language, estimated_wait_ms: Option<u64>) -> String {
+    let wait = estimated_wait_ms.map(|ms| match minutes(ms) {
+        m if m < 60 => format!("{m} min"),
+        m => format!("{} h", m.div_ceil(60)),
+    });
+    match (language, wait) {
+        (Language::En, Some(w)) => format!(
+            "Thank you for your message. We have received it and will answer within about {w}. This is an \
+             automatic reply."
+        ),
+        (Language::En, None) => "Thank you for your message. We have received it and will answer as soon as \
+                                 we can. This is an automatic reply."
+            .to_owned(),
+        (Language::Fi, Some(w)) => format!(
+            "Kiitos viestistäsi. Olemme vastaanottaneet sen ja vastaamme noin {w} kuluessa. Tämä on \
+             automaattinen vastaus."
+        ),
+        (Language::Fi, None) => "Kiitos viestistäsi. Olemme vastaanottaneet sen ja vastaamme niin pian kuin \
+                                 mahdollista. Tämä on automaattinen vastaus."
+            .to_owned(),
+        (Language::Sv, Some(w)) => format!(
+            "Tack för ditt meddelande. Vi har tagit emot det och svarar inom cirka {w}. Detta är ett \
+             automatiskt svar."
+        ),
+        (Language::Sv, None) => {
+            "Tack för ditt meddelande. Vi har tagit emot det och svarar så snart vi kan. \
+                                 Detta är ett automatiskt svar."
+                .to_owned()
+        }
+    }
+}
+
 /// A callback promised for `at`, shown in the customer's time zone.
 pub fn callback_promised(language: Language, at: DateTime<Utc>, zone: Tz) -> String {
     let local = at.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z");
@@ -131,6 +165,17 @@ mod tests {
             "Kiitos viestistäsi. Olet jonossa sijalla 3; odotusaika on noin 1 min."
         );
         assert_eq!(queued(Language::Sv, &update(None)), "Tack för ditt meddelande. Du är nummer 3 i kön.");
+    }
+
+    #[test]
+    fn an_email_acknowledgement_says_when_to_expect_an_answer() {
+        assert_eq!(
+            email_acknowledgement(Language::En, Some(90_000)),
+            "Thank you for your message. We have received it and will answer within about 2 min. This is an \
+             automatic reply."
+        );
+        assert!(email_acknowledgement(Language::Fi, Some(3 * 3_600_000 + 1)).contains("noin 4 h kuluessa"));
+        assert!(email_acknowledgement(Language::Sv, None).contains("så snart vi kan"));
     }
 
     #[test]

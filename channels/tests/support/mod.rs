@@ -88,6 +88,30 @@ pub async fn start_with(config: &Config) -> (Server, Channel, SocketAddr) {
 /// Tenant acme: a policy, a pool, and agent `aino` who takes one voice call and one social
 /// conversation at a time, in Finnish and English; returns once the router has applied it.
 pub async fn setup_tenant(channel: &Channel) {
+    let agent = v1::Agent {
+        id: "aino".into(),
+        tenant: TENANT.into(),
+        pool: "helsinki".into(),
+        skills: vec![
+            v1::Skill { skill: "voice".into(), level: 3 },
+            v1::Skill { skill: "social".into(), level: 3 },
+        ],
+        languages: vec!["fi".into(), "en".into()],
+        capacity: Some(v1::Capacity {
+            total: 2,
+            voice_max: 1,
+            voice_weight: 1,
+            social_max: 1,
+            social_weight: 1,
+            ..Default::default()
+        }),
+    };
+    setup_tenant_with(channel, vec![agent]).await;
+}
+
+/// Tenant acme: a policy, pool `helsinki`, and `agents`; returns once the router has applied
+/// them all.
+pub async fn setup_tenant_with(channel: &Channel, agents: Vec<v1::Agent>) {
     let mut admin = v1::admin_service_client::AdminServiceClient::new(channel.clone());
     admin
         .upsert_policy(v1::UpsertPolicyRequest {
@@ -107,34 +131,20 @@ pub async fn setup_tenant(channel: &Channel) {
         })
         .await
         .unwrap();
-    let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
-    let agent = v1::Agent {
-        id: "aino".into(),
-        tenant: TENANT.into(),
-        pool: "helsinki".into(),
-        skills: vec![
-            v1::Skill { skill: "voice".into(), level: 3 },
-            v1::Skill { skill: "social".into(), level: 3 },
-        ],
-        languages: vec!["fi".into(), "en".into()],
-        capacity: Some(v1::Capacity {
-            total: 2,
-            voice_max: 1,
-            voice_weight: 1,
-            social_max: 1,
-            social_weight: 1,
-            ..Default::default()
-        }),
-    };
-    agents.upsert_agent(v1::UpsertAgentRequest { agent: Some(agent) }).await.unwrap();
+    let count = agents.len();
+    let mut service = v1::agent_service_client::AgentServiceClient::new(channel.clone());
+    for agent in agents {
+        service.upsert_agent(v1::UpsertAgentRequest { agent: Some(agent) }).await.unwrap();
+    }
     let applied = async {
-        while agents
+        while service
             .list_agents(v1::ListAgentsRequest { tenant: TENANT.into() })
             .await
             .unwrap()
             .into_inner()
             .agents
-            .is_empty()
+            .len()
+            < count
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -150,11 +160,16 @@ pub struct Desk {
 
 impl Desk {
     pub async fn ready(channel: &Channel) -> Desk {
+        Desk::ready_as(channel, "aino").await
+    }
+
+    /// The desktop of `agent` of tenant acme, logged in and ready.
+    pub async fn ready_as(channel: &Channel, agent: &str) -> Desk {
         use v1::agent_action::Action as A;
         let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
         let (actions, outbox) = tokio::sync::mpsc::unbounded_channel();
         for action in
-            [A::Login(v1::Login { agent: "aino".into(), tenant: TENANT.into() }), A::Ready(v1::Ready {})]
+            [A::Login(v1::Login { agent: agent.into(), tenant: TENANT.into() }), A::Ready(v1::Ready {})]
         {
             actions.send(v1::AgentAction { action: Some(action) }).unwrap();
         }

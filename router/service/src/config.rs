@@ -16,6 +16,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use vuoro_adapters::callback::{CallbackConfig, CallbackSettings};
+use vuoro_adapters::email::{EmailConfig, EmailSettings};
 use vuoro_adapters::meta::{MetaConfig, MetaSettings, Secret};
 
 /// Prefix of every environment variable Vuoro reads; any other variable with it is an error
@@ -90,6 +91,11 @@ pub const META_VERIFY_TOKEN_ENV: &str = "VUORO_CHANNELS_META_VERIFY_TOKEN";
 /// Environment variable holding the access token replies are sent with (Meta's send APIs).
 pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
 
+/// Environment variable holding the user name for the email relay (replies by SMTP).
+pub const EMAIL_RELAY_USERNAME_ENV: &str = "VUORO_CHANNELS_EMAIL_RELAY_USERNAME";
+/// Environment variable holding the password for the email relay.
+pub const EMAIL_RELAY_PASSWORD_ENV: &str = "VUORO_CHANNELS_EMAIL_RELAY_PASSWORD";
+
 /// The channel listeners: one HTTP address shared by the HTTP channels, and each channel's own
 /// section (absent: the channel is off), which may give the channel an address of its own.
 /// Secrets are never read from the file.
@@ -107,6 +113,15 @@ pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
 /// platform = "messenger"
 /// id = "1234567890"
 /// tenant = "acme"
+/// [channels.email]               # SMTP, its own address
+/// listen_addr = "0.0.0.0:2525"
+/// hostname = "mx.acme.example"
+/// [[channels.email.routes]]
+/// address = "support@acme.example"
+/// tenant = "acme"
+/// [channels.email.relay]         # replies go out here
+/// host = "smtp-relay.internal"
+/// port = 25
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -120,6 +135,17 @@ pub struct ChannelsConfig {
     /// Meta's webhooks for Messenger, Instagram and WhatsApp (`GET` and `POST /webhooks/meta`):
     /// `enabled` plus the Meta adapter's own keys (`max_body_bytes`, `accounts`).
     pub meta: Option<MetaChannelConfig>,
+    /// Email over SMTP: `enabled`, the listener (`listen_addr`, `hostname`), follow-ups
+    /// (`preferred_agent_wait_ms`), the relay replies go out through (`[channels.email.relay]`)
+    /// and the email adapter's own keys (`max_message_bytes`, `max_parts`, `max_depth`,
+    /// `max_text_bytes`, `routes`).
+    pub email: Option<EmailChannelConfig>,
+    /// The email relay's user name, from `VUORO_CHANNELS_EMAIL_RELAY_USERNAME` only.
+    #[serde(skip)]
+    pub email_relay_username: Option<Secret>,
+    /// The email relay's password, from `VUORO_CHANNELS_EMAIL_RELAY_PASSWORD` only.
+    #[serde(skip)]
+    pub email_relay_password: Option<Secret>,
     /// The Meta app secret, from `VUORO_CHANNELS_META_APP_SECRET` only.
     #[serde(skip)]
     pub meta_app_secret: Option<Secret>,
@@ -137,6 +163,9 @@ impl Default for ChannelsConfig {
             listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             callback: None,
             meta: None,
+            email: None,
+            email_relay_username: None,
+            email_relay_password: None,
             meta_app_secret: None,
             meta_verify_token: None,
             meta_access_token: None,
@@ -155,9 +184,14 @@ impl ChannelsConfig {
         self.meta.as_ref().filter(|c| c.enabled).map(|c| &c.adapter)
     }
 
+    /// The email channel's section when it is enabled.
+    pub fn email_enabled(&self) -> Option<&EmailChannelConfig> {
+        self.email.as_ref().filter(|e| e.enabled)
+    }
+
     /// Whether any channel is enabled (and so the listener runs).
     pub fn any_enabled(&self) -> bool {
-        self.callback_enabled().is_some() || self.meta_enabled().is_some()
+        self.callback_enabled().is_some() || self.meta_enabled().is_some() || self.email_enabled().is_some()
     }
 
     fn validate(&self, config: &Config, errors: &mut Vec<String>) {
@@ -205,6 +239,9 @@ impl ChannelsConfig {
                     "channels.meta.send_api_url: replies need an access token; set {META_ACCESS_TOKEN_ENV}"
                 ));
             }
+        }
+        if let Some(email) = self.email_enabled() {
+            email.validate(self, config, errors);
         }
         if let Some(meta) = self.meta_enabled() {
             if let Err(error) = MetaSettings::try_from(meta.clone()) {
@@ -288,6 +325,166 @@ fn take_listen_addr(table: &mut toml::Table) -> Result<Option<SocketAddr>, Strin
             .map(Some)
             .map_err(|e| format!("listen_addr = {addr:?}: not a host:port address ({e})")),
         Some(other) => Err(format!("listen_addr: expected \"host:port\", found {other}")),
+    }
+}
+
+/// The email channel's section: whether it runs, the SMTP listener, the relay replies go out
+/// through, and the email adapter's own configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(try_from = "toml::Table")]
+pub struct EmailChannelConfig {
+    /// Whether the SMTP listener runs. Default `true`. `VUORO_CHANNELS_EMAIL_ENABLED`.
+    pub enabled: bool,
+    /// Address of the SMTP listener. Default `127.0.0.1:2525`.
+    pub listen_addr: SocketAddr,
+    /// The name the listener greets with (and the domain of sent Message-IDs). Default
+    /// `localhost`.
+    pub hostname: String,
+    /// How long a follow-up waits for the agent who handled its conversation before others may
+    /// take it, in milliseconds; at most 24 hours. Default 60000.
+    pub preferred_agent_wait_ms: u64,
+    /// The SMTP relay replies and acknowledgements go out through. Unset: nothing is sent.
+    pub relay: Option<EmailRelayConfig>,
+    /// The email adapter's configuration (unknown keys refused).
+    pub adapter: EmailConfig,
+}
+
+/// Default address of the SMTP listener.
+pub const DEFAULT_EMAIL_LISTEN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2525);
+/// Default `preferred_agent_wait_ms` of follow-ups.
+pub const DEFAULT_PREFERRED_AGENT_WAIT_MS: u64 = 60_000;
+/// Longest `preferred_agent_wait_ms` (the router's limit).
+pub const MAX_PREFERRED_AGENT_WAIT_MS: u64 = 24 * 3_600_000;
+
+impl TryFrom<toml::Table> for EmailChannelConfig {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let listen_addr = match table.remove("listen_addr") {
+            None => DEFAULT_EMAIL_LISTEN_ADDR,
+            Some(toml::Value::String(addr)) => {
+                parse_addr(&addr).map_err(|e| format!("listen_addr: {addr:?}: {e}"))?
+            }
+            Some(other) => return Err(format!("listen_addr: expected \"host:port\", found {other}")),
+        };
+        let hostname = match table.remove("hostname") {
+            None => "localhost".to_owned(),
+            Some(toml::Value::String(name)) => name,
+            Some(other) => return Err(format!("hostname: expected a host name, found {other}")),
+        };
+        let preferred_agent_wait_ms = match table.remove("preferred_agent_wait_ms") {
+            None => DEFAULT_PREFERRED_AGENT_WAIT_MS,
+            Some(toml::Value::Integer(ms)) if ms >= 0 => ms as u64,
+            Some(other) => {
+                return Err(format!(
+                    "preferred_agent_wait_ms: expected milliseconds (0 or more), found {other}"
+                ));
+            }
+        };
+        let relay = match table.remove("relay") {
+            None => None,
+            Some(value) => {
+                Some(value.try_into().map_err(|e: toml::de::Error| format!("relay: {}", e.message()))?)
+            }
+        };
+        let (enabled, adapter) = split_section(table)?;
+        Ok(EmailChannelConfig { enabled, listen_addr, hostname, preferred_agent_wait_ms, relay, adapter })
+    }
+}
+
+impl EmailChannelConfig {
+    fn validate(&self, channels: &ChannelsConfig, config: &Config, errors: &mut Vec<String>) {
+        if let Err(error) = EmailSettings::try_from(self.adapter.clone()) {
+            errors.extend(error.problems.iter().map(|p| format!("channels.email.{p}")));
+        }
+        let addr = self.listen_addr;
+        for (key, other) in [
+            ("grpc_addr", config.grpc_addr),
+            ("admin_addr", config.admin_addr),
+            ("channels.listen_addr", channels.listen_addr),
+        ] {
+            if addr == other && addr.port() != 0 {
+                errors.push(format!("channels.email.listen_addr = {addr}: the same address as {key}"));
+            }
+        }
+        let hostname = self.hostname.trim();
+        if hostname.is_empty() || !hostname.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            errors.push(format!(
+                "channels.email.hostname = {:?}: not a host name (letters, digits, '-' and '.')",
+                self.hostname
+            ));
+        }
+        if self.preferred_agent_wait_ms > MAX_PREFERRED_AGENT_WAIT_MS {
+            errors.push(format!(
+                "channels.email.preferred_agent_wait_ms = {}: at most {MAX_PREFERRED_AGENT_WAIT_MS} (24 hours)",
+                self.preferred_agent_wait_ms
+            ));
+        }
+        if let Some(relay) = &self.relay {
+            if relay.host.trim().is_empty() {
+                errors.push("channels.email.relay.host: empty".to_owned());
+            }
+            if relay.port == 0 {
+                errors.push("channels.email.relay.port = 0: must be above 0".to_owned());
+            }
+            if relay.tls != RelayTlsConfig::None {
+                errors.push(format!(
+                    "channels.email.relay.tls = \"{}\": this build has no TLS client; use \"none\" with a relay \
+                     on a trusted network that speaks TLS onwards",
+                    relay.tls.as_str()
+                ));
+            }
+            let user = channels.email_relay_username.as_ref().is_some_and(|s| !s.is_empty());
+            let password = channels.email_relay_password.as_ref().is_some_and(|s| !s.is_empty());
+            if user != password {
+                errors.push(format!(
+                    "channels.email.relay: set both {EMAIL_RELAY_USERNAME_ENV} and {EMAIL_RELAY_PASSWORD_ENV}, or neither"
+                ));
+            }
+        }
+    }
+}
+
+/// The SMTP relay email replies go out through.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRelayConfig {
+    /// The relay's host name or address.
+    pub host: String,
+    /// The relay's port. Default 25.
+    #[serde(default = "default_relay_port")]
+    pub port: u16,
+    /// `"none"` (the default), `"starttls"` or `"tls"`; this build sends only without TLS.
+    #[serde(default)]
+    pub tls: RelayTlsConfig,
+}
+
+fn default_relay_port() -> u16 {
+    25
+}
+
+/// How the connection to the email relay is protected.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTlsConfig {
+    /// Plain SMTP.
+    #[default]
+    None,
+    /// Plain SMTP upgraded with STARTTLS.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+impl RelayTlsConfig {
+    /// The value as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayTlsConfig::None => "none",
+            RelayTlsConfig::Starttls => "starttls",
+            RelayTlsConfig::Tls => "tls",
+        }
     }
 }
 
@@ -571,6 +768,21 @@ impl Config {
                     None => {}
                 }
             }
+            "VUORO_CHANNELS_EMAIL_ENABLED" => {
+                let enabled = parse_bool(value).map_err(|e| problem("channels.email.enabled", &e))?;
+                match &mut self.channels.email {
+                    Some(section) => section.enabled = enabled,
+                    None if enabled => {
+                        return Err(problem(
+                            "channels.email.enabled",
+                            "there is no [channels.email] section",
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            EMAIL_RELAY_USERNAME_ENV => self.channels.email_relay_username = Some(Secret::new(value)),
+            EMAIL_RELAY_PASSWORD_ENV => self.channels.email_relay_password = Some(Secret::new(value)),
             "VUORO_CHANNELS_META_SEND_API_URL" => match &mut self.channels.meta {
                 Some(section) => section.send_api_url = Some(value.to_owned()),
                 None => {
@@ -593,7 +805,7 @@ impl Config {
 }
 
 /// The environment variables that override a key (besides `VUORO_KAFKA_PROPERTY_<NAME>`).
-pub const ENV_VARS: [&str; 18] = [
+pub const ENV_VARS: [&str; 21] = [
     "VUORO_GRPC_ADDR",
     "VUORO_ADVERTISE_ADDR",
     "VUORO_ADMIN_ADDR",
@@ -612,6 +824,9 @@ pub const ENV_VARS: [&str; 18] = [
     META_APP_SECRET_ENV,
     META_VERIFY_TOKEN_ENV,
     META_ACCESS_TOKEN_ENV,
+    "VUORO_CHANNELS_EMAIL_ENABLED",
+    EMAIL_RELAY_USERNAME_ENV,
+    EMAIL_RELAY_PASSWORD_ENV,
 ];
 
 /// Librdkafka settings Vuoro's correctness rests on: a property may restate the value Vuoro uses
@@ -791,6 +1006,18 @@ fn from_toml(text: &str, file: &str, errors: &mut Vec<String>) -> Config {
 /// Takes the Meta secrets out of the file's `[channels.meta]`, each with a problem that says
 /// where they belong: a secret in a config file ends up in version control and config maps.
 fn refuse_secrets_in_file(channels: &mut toml::Table, file: &str, errors: &mut Vec<String>) {
+    if let Some(toml::Value::Table(email)) = channels.get_mut("email")
+        && let Some(toml::Value::Table(relay)) = email.get_mut("relay")
+    {
+        for (key, env) in [("username", EMAIL_RELAY_USERNAME_ENV), ("password", EMAIL_RELAY_PASSWORD_ENV)] {
+            if relay.remove(key).is_some() {
+                errors.push(format!(
+                    "channels.email.relay.{key}: secrets are not read from the config file; set {env} in the \
+                     environment (config file {file})"
+                ));
+            }
+        }
+    }
     let Some(toml::Value::Table(meta)) = channels.get_mut("meta") else { return };
     for (key, env) in [
         ("app_secret", META_APP_SECRET_ENV),
@@ -1184,6 +1411,74 @@ mod tests {
             errors.contains("channels.callback.listen_addr = 127.0.0.1:9090: the same address as admin_addr"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn email_from_the_file_relay_secrets_from_the_environment_and_every_problem_named() {
+        let text = r#"
+            [channels.email]
+            listen_addr = "0.0.0.0:2525"
+            hostname = "mx.acme.example"
+            preferred_agent_wait_ms = 120000
+            max_message_bytes = 1048576
+            [[channels.email.routes]]
+            address = "support@acme.example"
+            tenant = "acme"
+            queue = "email"
+            [channels.email.relay]
+            host = "relay.internal"
+            port = 2526
+        "#;
+        let config = load_text(
+            text,
+            &[
+                ("VUORO_CHANNELS_EMAIL_RELAY_USERNAME", "relay-user"),
+                ("VUORO_CHANNELS_EMAIL_RELAY_PASSWORD", "relay-password-value"),
+            ],
+        )
+        .unwrap();
+        let email = config.channels.email_enabled().expect("enabled by its section");
+        assert_eq!(email.listen_addr, "0.0.0.0:2525".parse().unwrap());
+        assert_eq!(email.hostname, "mx.acme.example");
+        assert_eq!(email.preferred_agent_wait_ms, 120_000);
+        assert_eq!(email.adapter.max_message_bytes, 1_048_576);
+        let relay = email.relay.as_ref().unwrap();
+        assert_eq!(
+            (relay.host.as_str(), relay.port, relay.tls),
+            ("relay.internal", 2526, RelayTlsConfig::None)
+        );
+        assert_eq!(config.channels.email_relay_password, Some(Secret::new("relay-password-value")));
+        assert!(!format!("{config:?}").contains("relay-password-value"));
+        let off = load_text(text, &[("VUORO_CHANNELS_EMAIL_ENABLED", "false")]).unwrap();
+        assert!(off.channels.email_enabled().is_none() && !off.channels.any_enabled());
+
+        let bad = r#"
+            grpc_addr = "127.0.0.1:2525"
+            [channels.email]
+            listen_addr = "127.0.0.1:2525"
+            hostname = "mx acme"
+            preferred_agent_wait_ms = 90000000
+            max_parts = 0
+            routes = []
+            [channels.email.relay]
+            host = "relay.internal"
+            tls = "starttls"
+            password = "in the file"
+        "#;
+        let all = load_text(bad, &[]).unwrap_err().to_string();
+        for problem in [
+            "channels.email.relay.password: secrets are not read from the config file; set VUORO_CHANNELS_EMAIL_RELAY_PASSWORD",
+            "channels.email.max_parts: must be above 0",
+            "channels.email.routes: none configured",
+            "channels.email.listen_addr = 127.0.0.1:2525: the same address as grpc_addr",
+            "channels.email.hostname = \"mx acme\": not a host name",
+            "channels.email.preferred_agent_wait_ms = 90000000: at most 86400000",
+            "channels.email.relay.tls = \"starttls\": this build has no TLS client",
+        ] {
+            assert!(all.contains(problem), "missing {problem:?} in:\n{all}");
+        }
+        let unknown = load_text("[channels.email]\nlisten = 1\nroutes = []", &[]).unwrap_err().to_string();
+        assert!(unknown.contains("channels.email: unknown key `listen`"), "{unknown}");
     }
 
     #[test]
