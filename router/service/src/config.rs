@@ -359,17 +359,23 @@ pub enum Topic {
     Outbound,
     /// Whatever could not be processed, with the reason, so nothing is dropped silently.
     DeadLetters,
+    /// Phone callbacks to place now (`DialInstruction`), for the telephony platform.
+    DialInstructions,
+    /// How each callback attempt ended (`DialOutcome`), from the telephony platform.
+    DialOutcomes,
 }
 
 impl Topic {
     /// Every topic, in the order above.
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 8] = [
         Topic::Contacts,
         Topic::AgentEvents,
         Topic::Decisions,
         Topic::Snapshots,
         Topic::Outbound,
         Topic::DeadLetters,
+        Topic::DialInstructions,
+        Topic::DialOutcomes,
     ];
 
     /// The name after the prefix, e.g. `agent-events`; also the topic's label in metrics.
@@ -381,6 +387,8 @@ impl Topic {
             Topic::Snapshots => "snapshots",
             Topic::Outbound => "outbound",
             Topic::DeadLetters => "dead-letters",
+            Topic::DialInstructions => "dial-instructions",
+            Topic::DialOutcomes => "dial-outcomes",
         }
     }
 }
@@ -1212,7 +1220,9 @@ mod tests {
                 "vuoro.decisions",
                 "vuoro.snapshots",
                 "vuoro.outbound",
-                "vuoro.dead-letters"
+                "vuoro.dead-letters",
+                "vuoro.dial-instructions",
+                "vuoro.dial-outcomes"
             ]
         );
     }
