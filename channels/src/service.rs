@@ -17,6 +17,8 @@ use vuoro_service::config::{ChannelsConfig, Config};
 use vuoro_service::kafka::Cluster;
 use vuoro_service::serve::{BoxFuture, Extension, RunningExtension};
 
+use crate::callback_courier::CallbackCourier;
+use crate::dial_outcomes::DialOutcomes;
 use crate::feed::Feed;
 use crate::listener::{Endpoints, Listener, MetaEndpoint};
 use crate::meta_courier::{DeliverySettings, MetaCourier};
@@ -73,11 +75,12 @@ impl TryFrom<&ChannelsConfig> for Endpoints {
     }
 }
 
-/// The channel listener of a process, and the delivery of messages to customers when any
-/// channel delivers.
+/// The channel listener of a process, the delivery of messages to customers when any channel
+/// delivers, and the callback's dial outcomes when callbacks are taken.
 pub struct Channels {
     listener: Listener,
     delivery: Option<Delivery>,
+    dial_outcomes: Option<DialOutcomes>,
 }
 
 /// The reply delivery settings of an enabled Meta channel with a send API URL.
@@ -110,14 +113,21 @@ impl Channels {
             couriers.push(Box::new(MetaCourier::new(settings)?));
         }
         let publisher = Publisher::new(cluster)?;
+        let feed = Arc::new(Feed::start(cluster, FEED_CHANNELS, FEED_LOOKBACK)?);
+        let mut dial_outcomes = None;
+        if let Some(settings) = &endpoints.callback {
+            couriers.push(Box::new(CallbackCourier::new(settings.clone(), publisher.clone())));
+            let outcomes =
+                DialOutcomes::start(cluster, settings.clone(), publisher.clone(), Arc::clone(&feed))?;
+            dial_outcomes = Some(outcomes);
+        }
         let delivery = if couriers.is_empty() {
             None
         } else {
             Some(Delivery::start(cluster, couriers, publisher.clone())?)
         };
-        let feed = Arc::new(Feed::start(cluster, FEED_CHANNELS, FEED_LOOKBACK)?);
         let listener = Listener::start(config.channels.listen_addr, endpoints, publisher, feed).await?;
-        Ok(Some(Channels { listener, delivery }))
+        Ok(Some(Channels { listener, delivery, dial_outcomes }))
     }
 
     /// Whether replies are delivered and the delivery consumer has its partitions.
@@ -130,10 +140,13 @@ impl Channels {
         self.listener.addr()
     }
 
-    /// Stops taking requests and finishes those in progress within `grace`, then stops
-    /// delivering replies.
+    /// Stops taking requests and finishes those in progress within `grace`, then stops reading
+    /// dial outcomes and delivering replies.
     pub async fn stop(self, grace: Duration) {
         self.listener.stop(grace).await;
+        if let Some(outcomes) = self.dial_outcomes {
+            outcomes.stop(grace).await;
+        }
         if let Some(delivery) = self.delivery {
             delivery.stop(grace).await;
         }

@@ -47,6 +47,8 @@ pub const DEFAULT_RETRY_ATTEMPTS: u32 = 3;
 pub const DEFAULT_RETRY_SPACING_SECONDS: [u64; 2] = [600, 1800];
 /// How far a promised time may move, in minutes, before the customer is told, by default.
 pub const DEFAULT_PROMISE_TOLERANCE_MINUTES: u32 = 10;
+/// The same, in milliseconds: the tolerance for a tenant without callback settings.
+pub const DEFAULT_PROMISE_TOLERANCE_MS: i64 = DEFAULT_PROMISE_TOLERANCE_MINUTES as i64 * 60_000;
 
 /// One tenant's callback rules, as written in the config file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use vuoro_proto::v1;
 
 pub use config::{
-    CallbackConfig, CallbackSettings, CallbackTenantConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_PROMISE_WAIT_MS,
-    RetryPolicy, TenantCallbackSettings,
+    CallbackConfig, CallbackSettings, CallbackTenantConfig, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PROMISE_TOLERANCE_MS, DEFAULT_PROMISE_WAIT_MS, RetryPolicy, TenantCallbackSettings,
 };
 
 /// The contact attributes a callback carries for its channel's answers: keys starting with
