@@ -98,8 +98,12 @@ pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
 /// listen_addr = "0.0.0.0:8080"
 /// [channels.callback]            # POST /callback
 /// enabled = true                 # the default when the section is there
+/// promise_wait_ms = 2000         # how long the answer waits for the router's estimate
 /// [channels.callback.tenants.acme]
 /// default_region = "FI"
+/// retry_attempts = 3             # call attempts in all
+/// retry_spacing_seconds = [600, 1800]
+/// promise_tolerance_minutes = 10 # a promise that moves more is told to the customer
 /// [channels.meta]                # GET and POST /webhooks/meta
 /// [[channels.meta.accounts]]
 /// platform = "messenger"
@@ -1098,6 +1102,32 @@ mod tests {
         id = "1234"
         tenant = "acme"
     "#;
+
+    #[test]
+    fn the_callback_retry_policy_and_promise_keys_are_read_and_checked() {
+        let file = r#"
+            [channels.callback]
+            promise_wait_ms = 1500
+            [channels.callback.tenants.acme]
+            default_region = "FI"
+            retry_attempts = 4
+            retry_spacing_seconds = [30, 90]
+            promise_tolerance_minutes = 5
+        "#;
+        let config = load_text(file, &[]).unwrap();
+        let settings =
+            CallbackSettings::try_from(config.channels.callback_enabled().unwrap().clone()).unwrap();
+        assert_eq!(settings.promise_wait_ms, 1500);
+        let acme = &settings.tenants["acme"];
+        assert_eq!((acme.retry.attempts, acme.retry.next_after(3)), (4, Some(90_000)));
+        assert_eq!(acme.promise_tolerance_ms, 300_000);
+
+        let bad = file.replace("retry_attempts = 4", "retry_attempts = 11").replace("1500", "60000");
+        let errors = load_text(&bad, &[]).unwrap_err();
+        let all = errors.to_string();
+        assert!(all.contains("channels.callback.promise_wait_ms: 60000, must be 0–30000"), "{all}");
+        assert!(all.contains("channels.callback.tenants.acme.retry_attempts: 11, must be 1–10"), "{all}");
+    }
 
     #[test]
     fn channels_from_the_file_and_secrets_from_the_environment() {
