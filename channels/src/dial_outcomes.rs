@@ -260,10 +260,20 @@ impl Handler {
                     .map_err(|e| Failure::new("unavailable", format!("the next attempt {next_id}: {e}")))?;
                 crate::metrics::callback_retry(CHANNEL);
                 let at = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
-                tell(&self.publisher, notice("retry", status::callback_retry(language, at, zone))).await?;
+                let told = tell(&self.publisher, notice("retry", status::callback_retry(language, at, zone)))
+                    .await?;
+                tracing::info!(
+                    contact = outcome.contact,
+                    next = next_id,
+                    ?told,
+                    "next call attempt scheduled"
+                );
             }
             None => {
-                tell(&self.publisher, notice("unreachable", status::callback_unreachable(language))).await?;
+                let told =
+                    tell(&self.publisher, notice("unreachable", status::callback_unreachable(language)))
+                        .await?;
+                tracing::info!(contact = outcome.contact, ?told, "the last call attempt failed");
             }
         }
         Ok(())
