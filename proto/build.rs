@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    let files = ["contact", "agent", "pool", "admin", "log"].map(|f| format!("vuoro/v1/{f}.proto"));
+    let files =
+        ["contact", "agent", "pool", "admin", "log", "telephony"].map(|f| format!("vuoro/v1/{f}.proto"));
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()

@@ -267,11 +267,13 @@ for expected in \
     "--entity-name prod.decisions --add-config retention.ms=-1" \
     "--entity-name prod.snapshots --add-config cleanup.policy=compact" \
     "--entity-name prod.outbound --add-config retention.ms=259200000" \
-    "--entity-name prod.dead-letters --add-config retention.ms=2592000000"; do
+    "--entity-name prod.dead-letters --add-config retention.ms=2592000000" \
+    "--entity-name prod.dial-instructions --add-config retention.ms=259200000" \
+    "--entity-name prod.dial-outcomes --add-config retention.ms=259200000"; do
     grep -qF -- "$expected" "$WORK/topics.calls" || fail "the topics script never ran: $expected"$'\n'"$(cat "$WORK/topics.calls")"
 done
-[ "$(grep -c -- '--create' "$WORK/topics.calls")" = 6 ] || fail "the topics script did not create exactly 6 topics"
-echo "creates 6 topics with 24 partitions, replication 3, their retention and compaction"
+[ "$(grep -c -- '--create' "$WORK/topics.calls")" = 8 ] || fail "the topics script did not create exactly 8 topics"
+echo "creates 8 topics with 24 partitions, replication 3, their retention and compaction"
 must_fail "a topic with 12 partitions where kafka.partitions is 24" run_topics 12
 
 step "alert rules (promtool)"

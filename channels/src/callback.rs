@@ -2,6 +2,14 @@
 //! channel's size limit, normalised by [`vuoro_adapters::callback`], published as a voice
 //! contact, and answered `202 Accepted` — once Kafka has the contact — with what happens next:
 //! the number that will be called and the promised time, in the customer's own time zone.
+//!
+//! The promise comes from the router: once Kafka has the contact, the request waits (at most the
+//! configured `promise_wait_ms`) on the outbound [`crate::feed::Feed`] for the router's first
+//! word on the contact, its estimated wait or its scheduled time, and promises a time by the
+//! rule of [`crate::promise`]. Without an estimate (nobody who could take the call is logged
+//! in, or no word in time) the answer says the estimate is unknown and promises no time.
+
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -10,9 +18,11 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
-use vuoro_adapters::callback::{self, CallbackContact, CallbackError};
+use vuoro_adapters::callback::{self, CallbackContact, CallbackError, reply};
 
 use crate::listener::{Refusal, State, json_response, key_for, read_body, status_code, unavailable};
+use crate::promise::{Basis, Word, word_of};
+use crate::status::{self, Language};
 
 /// The channel's name: the `channel` metrics label and the dead-letter source `channel:callback`.
 pub const CHANNEL: &str = "callback";
@@ -50,6 +60,27 @@ pub struct Promise {
     pub not_after_unix_ms: Option<i64>,
     /// The time zone the times are shown in: the window's, else `UTC`.
     pub time_zone: String,
+    /// `known`: the router estimated the wait and the promise rests on it; `scheduled`: the
+    /// router scheduled the call for the window's start; `unknown`: no time is promised.
+    pub estimate: &'static str,
+    /// Why the estimate is unknown: `no_agent` (nobody who could take the call is logged in)
+    /// or `no_word_in_time` (the router said nothing within `promise_wait_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_because: Option<&'static str>,
+    /// Whether the promised time comes from the router's estimate of the wait.
+    pub from_estimate: bool,
+    /// The router's estimated wait, in milliseconds, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_ms: Option<u64>,
+    /// The promised time, RFC 3339 in the customer's time zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_at: Option<String>,
+    /// The promised time, RFC 3339 in UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_at_utc: Option<String>,
+    /// The promised time, Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_at_unix_ms: Option<i64>,
 }
 
 impl CallbackAnswer {
@@ -96,10 +127,69 @@ impl CallbackAnswer {
                 not_after: end.map(|e| e.to_rfc3339_opts(SecondsFormat::Secs, false)),
                 not_after_unix_ms: accepted.window.as_ref().map(|w| w.end_unix_ms),
                 time_zone: zone.name().to_owned(),
+                estimate: "unknown",
+                unknown_because: Some("no_word_in_time"),
+                from_estimate: false,
+                estimated_wait_ms: None,
+                promised_at: None,
+                promised_at_utc: None,
+                promised_at_unix_ms: None,
             },
             message,
         }
     }
+
+    /// The answer with the router's word on the time (`None`: nothing in time), the promise
+    /// told in `language`.
+    pub fn with_word(mut self, word: Option<Word>, language: Language) -> CallbackAnswer {
+        let promise = &mut self.callback;
+        match word {
+            None => promise.unknown_because = Some("no_word_in_time"),
+            Some(Word::NoEstimate) => promise.unknown_because = Some("no_agent"),
+            Some(Word::Promised(promised)) => {
+                let zone: Tz = promise.time_zone.parse().unwrap_or(chrono_tz::UTC);
+                let at = promised.at();
+                promise.estimate = match promised.basis {
+                    Basis::Estimate => "known",
+                    Basis::Schedule => "scheduled",
+                };
+                promise.unknown_because = None;
+                promise.from_estimate = promised.basis == Basis::Estimate;
+                promise.estimated_wait_ms = promised.estimated_wait_ms;
+                promise.promised_at =
+                    Some(at.with_timezone(&zone).to_rfc3339_opts(SecondsFormat::Secs, false));
+                promise.promised_at_utc = Some(at.to_rfc3339_opts(SecondsFormat::Secs, true));
+                promise.promised_at_unix_ms = Some(promised.at_unix_ms);
+                self.message = status::callback_promised(language, at, zone);
+            }
+        }
+        self
+    }
+}
+
+/// The router's first word on the time of `contact` within `wait`, from the feed.
+async fn first_word(
+    state: &State,
+    tenant: &str,
+    contact: &str,
+    window_start: Option<i64>,
+    wait: Duration,
+) -> Option<Word> {
+    let mut messages = state.feed.subscribe(tenant, contact);
+    let word = tokio::time::timeout(wait, async {
+        while let Some(message) = messages.recv().await {
+            if let Some(word) = word_of(&message, window_start) {
+                return Some(word);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    drop(messages);
+    state.feed.unsubscribe_closed(tenant, contact);
+    word
 }
 
 /// Handles `POST /callback`.
@@ -141,6 +231,10 @@ pub(crate) async fn post(
         return state.refuse(CHANNEL, key, refusal, &body, correlation).await;
     }
     let answer = CallbackAnswer::of(&accepted, now);
+    let (tenant, id) = (accepted.contact.tenant.clone(), accepted.contact.id.clone());
+    let window_start = accepted.window.as_ref().map(|w| w.start_unix_ms);
+    let language =
+        accepted.contact.attributes.get(reply::LANGUAGE).map_or(Language::En, |t| Language::from_tag(t));
     let channel = vuoro_service::convert::engine_channel(accepted.contact.channel);
     let stored = match state.publisher.submit(accepted.contact, correlation) {
         Ok(delivery) => crate::publish::settle(delivery).await,
@@ -153,7 +247,9 @@ pub(crate) async fn post(
     if let Some(channel) = channel {
         vuoro_service::metrics::contact_received(channel);
     }
-    json_response(StatusCode::ACCEPTED, &answer)
+    let wait = Duration::from_millis(settings.promise_wait_ms);
+    let word = first_word(state, &tenant, &id, window_start, wait).await;
+    json_response(StatusCode::ACCEPTED, &answer.with_word(word, language))
 }
 
 /// The refusal of a callback request: every invalid field with its code, or the body's problem.
@@ -252,6 +348,48 @@ mod tests {
             answer.message,
             "We will call you on +358401234567 as soon as an agent is free, by 2025-03-17 11:30 (Europe/Helsinki)."
         );
+    }
+
+    #[test]
+    fn the_routers_estimate_is_promised_in_the_customers_zone_and_language() {
+        let now = at("2025-03-17T07:30:00Z");
+        let body = br#"{"tenant": "acme", "number": "040 123 4567", "language": "fi",
+            "window": {"time_zone": "Europe/Helsinki", "start": "2025-03-17T09:00", "end": "2025-03-17T11:30"}}"#;
+        let accepted = callback::normalize(&settings(), body, now).unwrap();
+        let promised = crate::promise::Promised {
+            at_unix_ms: at("2025-03-17T07:45:00Z").timestamp_millis(),
+            basis: Basis::Estimate,
+            estimated_wait_ms: Some(900_000),
+        };
+        let answer =
+            CallbackAnswer::of(&accepted, now).with_word(Some(Word::Promised(promised)), Language::Fi);
+        let json = serde_json::to_value(&answer).unwrap();
+        let promise = &json["callback"];
+        assert_eq!(promise["estimate"], "known");
+        assert_eq!(promise["from_estimate"], true);
+        assert_eq!(promise["estimated_wait_ms"], 900_000);
+        assert_eq!(promise["promised_at"], "2025-03-17T09:45:00+02:00");
+        assert_eq!(promise["promised_at_utc"], "2025-03-17T07:45:00Z");
+        assert!(promise.get("unknown_because").is_none(), "{json}");
+        assert_eq!(json["message"], "Soitamme sinulle takaisin 2025-03-17 09:45 EET.");
+        assert_eq!(promise["not_before"], "2025-03-17T09:30:00+02:00", "the earlier fields are kept");
+    }
+
+    #[test]
+    fn without_an_estimate_no_time_is_promised() {
+        let now = at("2025-03-16T12:00:00Z");
+        let accepted =
+            callback::normalize(&settings(), br#"{"tenant": "acme", "number": "+358 40 123 4567"}"#, now)
+                .unwrap();
+        for (word, why) in [(Some(Word::NoEstimate), "no_agent"), (None, "no_word_in_time")] {
+            let json = serde_json::to_value(CallbackAnswer::of(&accepted, now).with_word(word, Language::En))
+                .unwrap();
+            assert_eq!(json["callback"]["estimate"], "unknown");
+            assert_eq!(json["callback"]["unknown_because"], why);
+            assert_eq!(json["callback"]["from_estimate"], false);
+            assert!(json["callback"].get("promised_at").is_none(), "{json}");
+            assert_eq!(json["message"], "We will call you on +358401234567 as soon as an agent is free.");
+        }
     }
 
     #[test]

@@ -15,15 +15,24 @@
 //!
 //! Email ([`email`]) has its own SMTP listener and courier: mail in becomes email contacts,
 //! replies go out through an SMTP relay.
+//!
+//! Phone callbacks: the answer promises a time by the router's estimate ([`promise`]);
+//! [`callback_courier`] tells the customer when it moves and writes a dial instruction when an
+//! agent accepts; [`dial_outcomes`] reads how each attempt ended and schedules the next or tells
+//! the customer ([`notice`]) through their alternative channel.
 
 pub mod callback;
+pub mod callback_courier;
+pub mod dial_outcomes;
 pub mod email;
 pub mod feed;
 pub mod listener;
 pub mod meta;
 pub mod meta_courier;
 pub mod metrics;
+pub mod notice;
 pub mod outbound;
+pub mod promise;
 pub mod publish;
 pub mod service;
 pub mod status;

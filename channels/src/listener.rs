@@ -89,7 +89,6 @@ pub(crate) struct State {
     pub(crate) endpoints: Endpoints,
     pub(crate) publisher: Publisher,
     /// The outbound topic as it happens, for handlers that wait on one contact.
-    #[allow(dead_code)] // the chat and callback promise use it
     pub(crate) feed: Arc<Feed>,
 }
 

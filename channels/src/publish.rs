@@ -1,6 +1,7 @@
 //! The channels' way into Kafka: contacts go to the contacts topic as `RouterInput` submits,
-//! keyed by tenant on the tenant's partition (the router's rule, [`partition_for`]), and
-//! refusals go to the dead-letter topic with their reason. Every send is acknowledged by
+//! keyed by tenant on the tenant's partition (the router's rule, [`partition_for`]), adapters'
+//! notices to the outbound topic and dial instructions to theirs the same way, and refusals go
+//! to the dead-letter topic with their reason. Every send is acknowledged by
 //! Kafka before the listener answers; a send Kafka does not take is an error the caller can
 //! retry, never a silent drop.
 
@@ -50,6 +51,8 @@ pub struct Publisher {
     producer: FutureProducer,
     contacts_topic: String,
     dead_letters_topic: String,
+    outbound_topic: String,
+    dial_instructions_topic: String,
     partitions: i32,
 }
 
@@ -61,6 +64,8 @@ impl Publisher {
             producer: cluster.producer()?,
             contacts_topic: cluster.topic(Topic::Contacts),
             dead_letters_topic: cluster.topic(Topic::DeadLetters),
+            outbound_topic: cluster.topic(Topic::Outbound),
+            dial_instructions_topic: cluster.topic(Topic::DialInstructions),
             partitions: cluster.partitions,
         })
     }
@@ -81,11 +86,37 @@ impl Publisher {
         correlation: &str,
     ) -> Result<DeliveryFuture, Unavailable> {
         let input = v1::RouterInput { received_unix_ms: crate::now().timestamp_millis(), input: Some(input) };
-        let bytes = input.encode_to_vec();
-        let record = FutureRecord::to(&self.contacts_topic)
+        self.send_keyed(&self.contacts_topic, tenant, &input.encode_to_vec(), correlation)
+    }
+
+    /// Hands a message for a customer (an adapter's notice) to the producer, on the outbound
+    /// topic, keyed by tenant on the tenant's partition as the router writes them; its id is
+    /// the correlation.
+    pub fn send_outbound(&self, message: &v1::OutboundMessage) -> Result<DeliveryFuture, Unavailable> {
+        self.send_keyed(&self.outbound_topic, &message.tenant, &message.encode_to_vec(), &message.id)
+    }
+
+    /// Hands a dial instruction to the producer, on the dial-instructions topic, keyed by tenant
+    /// on the tenant's partition; its id is the correlation.
+    pub fn send_dial_instruction(
+        &self,
+        instruction: &v1::DialInstruction,
+    ) -> Result<DeliveryFuture, Unavailable> {
+        let bytes = instruction.encode_to_vec();
+        self.send_keyed(&self.dial_instructions_topic, &instruction.tenant, &bytes, &instruction.id)
+    }
+
+    fn send_keyed(
+        &self,
+        topic: &str,
+        tenant: &str,
+        payload: &[u8],
+        correlation: &str,
+    ) -> Result<DeliveryFuture, Unavailable> {
+        let record = FutureRecord::to(topic)
             .partition(partition_for(tenant, self.partitions))
             .key(tenant)
-            .payload(&bytes)
+            .payload(payload)
             .headers(headers(correlation));
         self.producer.send_result(record).map_err(|(error, _)| unavailable(error.to_string()))
     }

@@ -17,6 +17,8 @@ use vuoro_service::config::{ChannelsConfig, Config};
 use vuoro_service::kafka::Cluster;
 use vuoro_service::serve::{BoxFuture, Extension, RunningExtension};
 
+use crate::callback_courier::CallbackCourier;
+use crate::dial_outcomes::DialOutcomes;
 use crate::email::{Conversations, EmailCourier, EmailEndpoint, RelaySettings, RelayTls, SmtpListener};
 use crate::feed::Feed;
 use crate::listener::{Endpoints, Listener, MetaEndpoint};
@@ -85,6 +87,7 @@ pub struct Channels {
     listeners: Vec<(Vec<&'static str>, Listener)>,
     delivery: Option<Delivery>,
     smtp: Option<SmtpListener>,
+    dial_outcomes: Option<DialOutcomes>,
     /// Follows the outbound feed for who handled each email conversation.
     conversations: Option<tokio::task::JoinHandle<()>>,
 }
@@ -182,15 +185,23 @@ impl Channels {
             couriers.push(Box::new(MetaCourier::new(settings)?));
         }
         if let Some(relay) = relay_settings(&config.channels) {
-            couriers.push(Box::new(EmailCourier::new(relay)?));
+            let mailboxes = email.as_ref().map(|e| e.settings.tenant_mailboxes()).unwrap_or_default();
+            couriers.push(Box::new(EmailCourier::new(relay, mailboxes)?));
         }
         let publisher = Publisher::new(cluster)?;
+        let feed = Arc::new(Feed::start(cluster, FEED_CHANNELS, FEED_LOOKBACK)?);
+        let mut dial_outcomes = None;
+        if let Some(settings) = &endpoints.callback {
+            couriers.push(Box::new(CallbackCourier::new(settings.clone(), publisher.clone())));
+            let outcomes =
+                DialOutcomes::start(cluster, settings.clone(), publisher.clone(), Arc::clone(&feed))?;
+            dial_outcomes = Some(outcomes);
+        }
         let delivery = if couriers.is_empty() {
             None
         } else {
             Some(Delivery::start(cluster, couriers, publisher.clone())?)
         };
-        let feed = Arc::new(Feed::start(cluster, FEED_CHANNELS, FEED_LOOKBACK)?);
         let (smtp, conversations) = match email {
             Some(endpoint) => {
                 let conversations = Arc::new(Conversations::new(crate::email::threads::DEFAULT_CAPACITY));
@@ -206,7 +217,7 @@ impl Channels {
             let listener = Listener::start(addr, endpoints, publisher.clone(), Arc::clone(&feed)).await?;
             listeners.push((names, listener));
         }
-        Ok(Some(Channels { listeners, delivery, smtp, conversations }))
+        Ok(Some(Channels { listeners, delivery, smtp, conversations, dial_outcomes }))
     }
 
     /// Whether replies are delivered and the delivery consumer has its partitions.
@@ -243,6 +254,9 @@ impl Channels {
             stopping.spawn(listener.stop(grace));
         }
         stopping.join_all().await;
+        if let Some(outcomes) = self.dial_outcomes {
+            outcomes.stop(grace).await;
+        }
         if let Some(delivery) = self.delivery {
             delivery.stop(grace).await;
         }

@@ -1,5 +1,6 @@
 //! What a customer is told about their contact, in their language: the place in the queue and
-//! the wait, an agent joining, the end of the conversation, a callback's promised time.
+//! the wait, an agent joining, the end of the conversation, a callback's promised time, its
+//! move, a retry and the last attempt that failed.
 //!
 //! The language is the contact's `reply.language` attribute (a BCP 47 tag the adapter set from
 //! the customer's choice or from detection); English, Finnish and Swedish have texts, anything
@@ -140,6 +141,30 @@ pub fn callback_moved(language: Language, at: DateTime<Utc>, zone: Tz) -> String
     }
 }
 
+/// A call attempt did not reach the customer; the next one is at `at`.
+pub fn callback_retry(language: Language, at: DateTime<Utc>, zone: Tz) -> String {
+    let local = at.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z");
+    match language {
+        Language::En => {
+            format!("We tried to call you but could not reach you. We will try again at {local}.")
+        }
+        Language::Fi => {
+            format!("Yritimme soittaa sinulle, mutta emme tavoittaneet sinua. Yritämme uudelleen {local}.")
+        }
+        Language::Sv => format!("Vi försökte ringa dig men nådde dig inte. Vi försöker igen {local}."),
+    }
+}
+
+/// The last call attempt did not reach the customer: no more calls.
+pub fn callback_unreachable(language: Language) -> String {
+    match language {
+        Language::En => "We tried to call you several times but could not reach you. Please contact us again when it suits you.",
+        Language::Fi => "Yritimme soittaa sinulle useita kertoja, mutta emme tavoittaneet sinua. Ota meihin yhteyttä uudelleen, kun sinulle sopii.",
+        Language::Sv => "Vi försökte ringa dig flera gånger men nådde dig inte. Kontakta oss igen när det passar dig.",
+    }
+    .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +210,15 @@ mod tests {
             callback_promised(Language::En, at, chrono_tz::Europe::Helsinki),
             "We will call you back at 2026-11-23 16:05 EET."
         );
+    }
+
+    #[test]
+    fn a_retry_and_the_last_failed_attempt_are_told_in_the_customers_language() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T14:05:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(
+            callback_retry(Language::Sv, at, chrono_tz::Europe::Stockholm),
+            "Vi försökte ringa dig men nådde dig inte. Vi försöker igen 2026-11-23 15:05 CET."
+        );
+        assert!(callback_unreachable(Language::Fi).starts_with("Yritimme soittaa sinulle useita kertoja"));
     }
 }

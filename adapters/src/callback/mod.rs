@@ -17,8 +17,34 @@ use serde::{Deserialize, Serialize};
 use vuoro_proto::v1;
 
 pub use config::{
-    CallbackConfig, CallbackSettings, CallbackTenantConfig, DEFAULT_MAX_BODY_BYTES, TenantCallbackSettings,
+    CallbackConfig, CallbackSettings, CallbackTenantConfig, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PROMISE_TOLERANCE_MS, DEFAULT_PROMISE_WAIT_MS, RetryPolicy, TenantCallbackSettings,
 };
+
+/// The contact attributes a callback carries for its channel's answers: keys starting with
+/// `reply.` come back as the `context` of every outbound message about the contact, so the
+/// channels can promise a time, dial and tell the customer another way without keeping the
+/// request. Each is left out when it has no value.
+pub mod reply {
+    /// BCP 47 tag of the customer's language (as they gave it, or detected).
+    pub const LANGUAGE: &str = "reply.language";
+    /// The customer's IANA time zone (the window's).
+    pub const TIME_ZONE: &str = "reply.time_zone";
+    /// The window's start, Unix milliseconds.
+    pub const WINDOW_START_UNIX_MS: &str = "reply.window_start_unix_ms";
+    /// The window's end, Unix milliseconds.
+    pub const WINDOW_END_UNIX_MS: &str = "reply.window_end_unix_ms";
+    /// The alternative channel: `email`, `sms` or `whatsapp`.
+    pub const ALTERNATIVE_CHANNEL: &str = "reply.alternative_channel";
+    /// The alternative address: an email address or an E.164 number.
+    pub const ALTERNATIVE_ADDRESS: &str = "reply.alternative_address";
+    /// What the call is about, for the dial instruction.
+    pub const REASON: &str = "reply.reason";
+    /// How the customer wants to be addressed.
+    pub const NAME: &str = "reply.name";
+    /// Which call attempt the contact is, 1-based; absent on the first.
+    pub const ATTEMPT: &str = "reply.attempt";
+}
 
 use crate::ids::{bounded_id, hashed_id};
 use crate::language;
@@ -230,7 +256,8 @@ pub struct CallbackContact {
     /// that is still ahead (0 otherwise), the customer's name and number, the language, and
     /// attributes for the agent (`reason`, `number_kind`, `region`, `time_zone`,
     /// `window_start`, `window_end` in the customer's local time, `alternative_channel`,
-    /// `alternative_address`, `request_id`, `queue`, `language_source`, `language_tag`).
+    /// `alternative_address`, `request_id`, `queue`, `language_source`, `language_tag`), and
+    /// the [`reply`] attributes its answers need.
     #[serde(skip)]
     pub contact: v1::Contact,
     /// The number to dial: E.164 (`+358401234567`), or a short code's digits.
@@ -655,7 +682,20 @@ pub fn normalize_request(
     if let Some(id) = request_id {
         set_attribute(attrs, "request_id", id);
     }
+    set_attribute(attrs, reply::REASON, &reason);
+    set_attribute(attrs, reply::NAME, &name);
+    if let Some((w, _)) = &window {
+        set_attribute(attrs, reply::TIME_ZONE, &w.time_zone);
+        set_attribute(attrs, reply::WINDOW_START_UNIX_MS, &w.start_unix_ms.to_string());
+        set_attribute(attrs, reply::WINDOW_END_UNIX_MS, &w.end_unix_ms.to_string());
+    }
+    if let Some(alt) = &alternative {
+        set_attribute(attrs, reply::ALTERNATIVE_CHANNEL, alt.channel.as_str());
+        set_attribute(attrs, reply::ALTERNATIVE_ADDRESS, &alt.address);
+    }
     language::assign(&mut contact, language, &reason);
+    let tag = contact.attributes.get("language_tag").cloned().unwrap_or_else(|| contact.language.clone());
+    set_attribute(&mut contact.attributes, reply::LANGUAGE, &tag);
 
     Ok(CallbackContact {
         contact,

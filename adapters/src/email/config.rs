@@ -107,6 +107,20 @@ impl EmailSettings {
         }
         self.domains.get(domain)
     }
+
+    /// Each tenant's own mailbox: the first (in address order) of the addresses routed to it,
+    /// for mail about a contact that did not arrive by email (a callback's notice, an answer to
+    /// the contact form).
+    pub fn tenant_mailboxes(&self) -> HashMap<String, String> {
+        let mut mailboxes = HashMap::<String, String>::new();
+        for (address, route) in &self.addresses {
+            let first = mailboxes.entry(route.tenant.clone()).or_insert_with(|| address.clone());
+            if address < first {
+                first.clone_from(address);
+            }
+        }
+        mailboxes
+    }
 }
 
 /// `addr` without surrounding whitespace and angle brackets.

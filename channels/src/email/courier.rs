@@ -14,7 +14,7 @@
 //! A 4xx answer, a broken connection or a timeout is retried with backoff; a 5xx answer, or
 //! what still fails, is a [`Failure`] ([`crate::outbound`] dead-letters it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -70,6 +70,8 @@ pub struct RelaySettings {
 pub struct EmailCourier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     hostname: String,
+    /// Each tenant's own mailbox: the sender of mail about a contact that names no mailbox.
+    tenant_mailboxes: HashMap<String, String>,
     /// Contacts already sent their acknowledgement.
     acknowledged: Mutex<HashSet<(String, String)>>,
 }
@@ -77,7 +79,12 @@ pub struct EmailCourier {
 impl EmailCourier {
     /// A courier sending through the relay of `settings`; refuses TLS, which this build
     /// cannot do.
-    pub fn new(settings: RelaySettings) -> anyhow::Result<EmailCourier> {
+    /// Mail about a contact that did not arrive by email (no `reply.mailbox`) is sent from
+    /// its tenant's mailbox in `tenant_mailboxes`.
+    pub fn new(
+        settings: RelaySettings,
+        tenant_mailboxes: HashMap<String, String>,
+    ) -> anyhow::Result<EmailCourier> {
         if settings.tls != RelayTls::None {
             anyhow::bail!(
                 "channels.email.relay.tls: this build has no TLS client; use tls = \"none\" with a relay \
@@ -97,6 +104,7 @@ impl EmailCourier {
         Ok(EmailCourier {
             transport: builder.build(),
             hostname: settings.hostname,
+            tenant_mailboxes,
             acknowledged: Mutex::default(),
         })
     }
@@ -124,7 +132,8 @@ impl EmailCourier {
             }
             Some(O::AgentJoined(_) | O::ScheduledUnixMs(_)) | None => return Ok(None),
         };
-        compose(message, &text, auto_submitted, &self.hostname).map(Some)
+        let mailbox = sender_mailbox(message, &self.tenant_mailboxes);
+        compose(message, mailbox, &text, auto_submitted, &self.hostname).map(Some)
     }
 
     /// Sends with retries: transient failures (4xx, connection, timeout) are tried again,
@@ -174,18 +183,30 @@ impl Courier for EmailCourier {
     }
 }
 
-/// The mail of `text` for the customer of `message`, in the customer's thread.
+/// The mailbox mail about `message`'s contact is sent from: the one the customer wrote to,
+/// else the tenant's own (empty when there is neither).
+fn sender_mailbox<'a>(
+    message: &'a v1::OutboundMessage,
+    tenant_mailboxes: &'a HashMap<String, String>,
+) -> &'a str {
+    match ReplyContext::get(message, ReplyContext::MAILBOX) {
+        "" => tenant_mailboxes.get(&message.tenant).map_or("", String::as_str),
+        written_to => written_to,
+    }
+}
+
+/// The mail of `text` for the customer of `message` from `mailbox`, in the customer's thread.
 fn compose(
     message: &v1::OutboundMessage,
+    mailbox: &str,
     text: &str,
     auto_submitted: Option<&'static str>,
     hostname: &str,
 ) -> Result<Message, Failure> {
-    let mailbox = ReplyContext::get(message, ReplyContext::MAILBOX);
     if mailbox.is_empty() {
         return Err(Failure::new(
             "no_mailbox",
-            "the contact does not name the mailbox the customer wrote to",
+            "neither the contact nor its tenant's email routes name a mailbox to send from",
         ));
     }
     let from = parse_address("reply.mailbox", mailbox)?;
@@ -283,7 +304,7 @@ mod tests {
             (ReplyContext::MESSAGE_ID, "abc@mail.example"),
             (ReplyContext::REFERENCES, "root@mail.example"),
         ]);
-        let mail = compose(&message, "Hei!", None, "mx.acme.example").ok().unwrap();
+        let mail = compose(&message, "support@acme.example", "Hei!", None, "mx.acme.example").ok().unwrap();
         let text = String::from_utf8(mail.formatted()).unwrap();
         for line in [
             "From: support@acme.example\r\n",
@@ -299,11 +320,15 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_needs_the_mailbox_written_to_and_a_valid_address() {
-        let failure = compose(&reply(&[]), "Hei!", None, "h").err().unwrap();
+    fn mail_goes_from_the_mailbox_written_to_else_the_tenants_own_and_needs_one() {
+        let tenants: HashMap<String, String> = [("acme".to_owned(), "info@acme.example".to_owned())].into();
+        let written = reply(&[(ReplyContext::MAILBOX, "support@acme.example")]);
+        assert_eq!(sender_mailbox(&written, &tenants), "support@acme.example");
+        assert_eq!(sender_mailbox(&reply(&[]), &tenants), "info@acme.example", "a callback's notice");
+        assert_eq!(sender_mailbox(&reply(&[]), &HashMap::new()), "");
+        let failure = compose(&reply(&[]), "", "Hei!", None, "h").err().unwrap();
         assert_eq!(failure.code, "no_mailbox");
-        let failure =
-            compose(&reply(&[(ReplyContext::MAILBOX, "not an address")]), "Hei!", None, "h").err().unwrap();
+        let failure = compose(&reply(&[]), "not an address", "Hei!", None, "h").err().unwrap();
         assert_eq!(failure.code, "bad_address");
     }
 

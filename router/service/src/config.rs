@@ -106,8 +106,12 @@ pub const EMAIL_RELAY_PASSWORD_ENV: &str = "VUORO_CHANNELS_EMAIL_RELAY_PASSWORD"
 /// [channels.callback]            # POST /callback
 /// enabled = true                 # the default when the section is there
 /// listen_addr = "0.0.0.0:8081"   # its own listener; default: channels.listen_addr
+/// promise_wait_ms = 2000         # how long the answer waits for the router's estimate
 /// [channels.callback.tenants.acme]
 /// default_region = "FI"
+/// retry_attempts = 3             # call attempts in all
+/// retry_spacing_seconds = [600, 1800]
+/// promise_tolerance_minutes = 10 # a promise that moves more is told to the customer
 /// [channels.meta]                # GET and POST /webhooks/meta
 /// [[channels.meta.accounts]]
 /// platform = "messenger"
@@ -590,17 +594,23 @@ pub enum Topic {
     Outbound,
     /// Whatever could not be processed, with the reason, so nothing is dropped silently.
     DeadLetters,
+    /// Phone callbacks to place now (`DialInstruction`), for the telephony platform.
+    DialInstructions,
+    /// How each callback attempt ended (`DialOutcome`), from the telephony platform.
+    DialOutcomes,
 }
 
 impl Topic {
     /// Every topic, in the order above.
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 8] = [
         Topic::Contacts,
         Topic::AgentEvents,
         Topic::Decisions,
         Topic::Snapshots,
         Topic::Outbound,
         Topic::DeadLetters,
+        Topic::DialInstructions,
+        Topic::DialOutcomes,
     ];
 
     /// The name after the prefix, e.g. `agent-events`; also the topic's label in metrics.
@@ -612,6 +622,8 @@ impl Topic {
             Topic::Snapshots => "snapshots",
             Topic::Outbound => "outbound",
             Topic::DeadLetters => "dead-letters",
+            Topic::DialInstructions => "dial-instructions",
+            Topic::DialOutcomes => "dial-outcomes",
         }
     }
 }
@@ -1353,6 +1365,32 @@ mod tests {
     "#;
 
     #[test]
+    fn the_callback_retry_policy_and_promise_keys_are_read_and_checked() {
+        let file = r#"
+            [channels.callback]
+            promise_wait_ms = 1500
+            [channels.callback.tenants.acme]
+            default_region = "FI"
+            retry_attempts = 4
+            retry_spacing_seconds = [30, 90]
+            promise_tolerance_minutes = 5
+        "#;
+        let config = load_text(file, &[]).unwrap();
+        let settings =
+            CallbackSettings::try_from(config.channels.callback_enabled().unwrap().clone()).unwrap();
+        assert_eq!(settings.promise_wait_ms, 1500);
+        let acme = &settings.tenants["acme"];
+        assert_eq!((acme.retry.attempts, acme.retry.next_after(3)), (4, Some(90_000)));
+        assert_eq!(acme.promise_tolerance_ms, 300_000);
+
+        let bad = file.replace("retry_attempts = 4", "retry_attempts = 11").replace("1500", "60000");
+        let errors = load_text(&bad, &[]).unwrap_err();
+        let all = errors.to_string();
+        assert!(all.contains("channels.callback.promise_wait_ms: 60000, must be 0–30000"), "{all}");
+        assert!(all.contains("channels.callback.tenants.acme.retry_attempts: 11, must be 1–10"), "{all}");
+    }
+
+    #[test]
     fn channels_from_the_file_and_secrets_from_the_environment() {
         let config = load_text(CHANNELS, &[]).unwrap();
         let channels = &config.channels;
@@ -1563,7 +1601,9 @@ mod tests {
                 "vuoro.decisions",
                 "vuoro.snapshots",
                 "vuoro.outbound",
-                "vuoro.dead-letters"
+                "vuoro.dead-letters",
+                "vuoro.dial-instructions",
+                "vuoro.dial-outcomes"
             ]
         );
     }
