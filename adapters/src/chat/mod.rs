@@ -200,7 +200,11 @@ impl FieldProblem {
 
     /// The `error` frame telling the widget about it.
     pub fn frame(&self) -> ServerMessage {
-        ServerMessage::Error { field: self.field.clone(), code: self.code.to_owned(), reason: self.reason.clone() }
+        ServerMessage::Error {
+            field: self.field.clone(),
+            code: self.code.to_owned(),
+            reason: self.reason.clone(),
+        }
     }
 }
 
@@ -457,7 +461,10 @@ mod tests {
         assert_eq!(contact.attributes["language_source"], "detected");
         assert_eq!(contact.attributes["queue"], "web chat");
         let customer = contact.customer.unwrap();
-        assert_eq!((customer.display_name.as_str(), customer.address.as_str()), ("Aino Asiakas", "chat:00ff"));
+        assert_eq!(
+            (customer.display_name.as_str(), customer.address.as_str()),
+            ("Aino Asiakas", "chat:00ff")
+        );
     }
 
     #[test]
@@ -507,7 +514,10 @@ mod tests {
             parse(&s, r#"{"type": "message", "text": "hello"}"#).unwrap(),
             ClientMessage::Message(Said { text: "hello".into() })
         );
-        assert_eq!(parse(&s, r#"{"type": "rating", "score": 4}"#).unwrap(), ClientMessage::Rating(Rated { score: 4 }));
+        assert_eq!(
+            parse(&s, r#"{"type": "rating", "score": 4}"#).unwrap(),
+            ClientMessage::Rating(Rated { score: 4 })
+        );
         let bad = |frame: &str| {
             let p = parse(&s, frame).unwrap_err();
             (p.field, p.code)
@@ -516,7 +526,10 @@ mod tests {
         assert_eq!(bad(r#"{"type": "message"}"#), ("text".to_owned(), "malformed_json"));
         assert_eq!(bad(r#"{"type": "message", "txt": "a"}"#), ("txt".to_owned(), "malformed_json"));
         assert_eq!(bad(r#"{"type": "shout", "text": "a"}"#), ("type".to_owned(), "malformed_json"));
-        assert_eq!(bad(&format!(r#"{{"type": "message", "text": "{}"}}"#, "a".repeat(20_000))).1, "too_large");
+        assert_eq!(
+            bad(&format!(r#"{{"type": "message", "text": "{}"}}"#, "a".repeat(20_000))).1,
+            "too_large"
+        );
         assert_eq!(check_score(0).unwrap_err().field, "score");
         assert_eq!(check_score(6).unwrap_err().code, "out_of_range");
         assert_eq!(check_score(5).unwrap(), 5);
@@ -548,7 +561,11 @@ mod tests {
         .unwrap();
         let contact = normalize_form(&settings(), &form, 1_700_000_000_000).unwrap();
         assert!(contact.id.starts_with("form:sha256:"), "{}", contact.id);
-        assert_eq!(contact.id, normalize_form(&settings(), &form, 1_700_000_000_001).unwrap().id, "sent twice");
+        assert_eq!(
+            contact.id,
+            normalize_form(&settings(), &form, 1_700_000_000_001).unwrap().id,
+            "sent twice"
+        );
         assert_eq!(contact.channel, v1::Channel::Email as i32);
         assert_eq!(contact.attributes[REPLY_TO], "alex@example.com");
         assert_eq!(contact.attributes[REPLY_SUBJECT], "Re: Billing");

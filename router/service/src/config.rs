@@ -16,6 +16,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use vuoro_adapters::callback::{CallbackConfig, CallbackSettings};
+use vuoro_adapters::chat::{ChatConfig, ChatSettings};
 use vuoro_adapters::meta::{MetaConfig, MetaSettings, Secret};
 
 /// Prefix of every environment variable Vuoro reads; any other variable with it is an error
@@ -89,6 +90,8 @@ pub const META_APP_SECRET_ENV: &str = "VUORO_CHANNELS_META_APP_SECRET";
 pub const META_VERIFY_TOKEN_ENV: &str = "VUORO_CHANNELS_META_VERIFY_TOKEN";
 /// Environment variable holding the access token replies are sent with (Meta's send APIs).
 pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
+/// Environment variable holding the secret web chat resume tokens are signed with.
+pub const CHAT_SECRET_ENV: &str = "VUORO_CHANNELS_CHAT_SECRET";
 
 /// The channel listeners: one HTTP address for every HTTP channel, and each channel's own
 /// section (absent: the channel is off). Secrets are never read from the file.
@@ -105,6 +108,9 @@ pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
 /// platform = "messenger"
 /// id = "1234567890"
 /// tenant = "acme"
+/// [channels.chat]                # GET /chat/ws, /chat/, POST /contact-us
+/// [channels.chat.tenants.acme]
+/// allowed_origins = ["https://www.acme.example"]
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -118,6 +124,14 @@ pub struct ChannelsConfig {
     /// Meta's webhooks for Messenger, Instagram and WhatsApp (`GET` and `POST /webhooks/meta`):
     /// `enabled` plus the Meta adapter's own keys (`max_body_bytes`, `accounts`).
     pub meta: Option<MetaChannelConfig>,
+    /// Web chat and the contact form (`GET /chat/ws`, `/chat/`, `POST /contact-us`): `enabled`
+    /// plus the chat adapter's own keys (`max_frame_bytes`, `max_text_chars`,
+    /// `messages_per_minute`, `form`, `tenants`).
+    pub chat: Option<ChatChannelConfig>,
+    /// The secret chat resume tokens are signed with, from `VUORO_CHANNELS_CHAT_SECRET` only
+    /// (unset: a random one per process).
+    #[serde(skip)]
+    pub chat_secret: Option<Secret>,
     /// The Meta app secret, from `VUORO_CHANNELS_META_APP_SECRET` only.
     #[serde(skip)]
     pub meta_app_secret: Option<Secret>,
@@ -135,6 +149,8 @@ impl Default for ChannelsConfig {
             listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             callback: None,
             meta: None,
+            chat: None,
+            chat_secret: None,
             meta_app_secret: None,
             meta_verify_token: None,
             meta_access_token: None,
@@ -153,9 +169,14 @@ impl ChannelsConfig {
         self.meta.as_ref().filter(|c| c.enabled).map(|c| &c.adapter)
     }
 
+    /// The chat adapter's settings when the channel is enabled.
+    pub fn chat_enabled(&self) -> Option<&ChatConfig> {
+        self.chat.as_ref().filter(|c| c.enabled).map(|c| &c.adapter)
+    }
+
     /// Whether any channel is enabled (and so the listener runs).
     pub fn any_enabled(&self) -> bool {
-        self.callback_enabled().is_some() || self.meta_enabled().is_some()
+        self.callback_enabled().is_some() || self.meta_enabled().is_some() || self.chat_enabled().is_some()
     }
 
     fn validate(&self, config: &Config, errors: &mut Vec<String>) {
@@ -173,6 +194,11 @@ impl ChannelsConfig {
             && let Err(error) = CallbackSettings::try_from(callback.clone())
         {
             errors.extend(error.problems.iter().map(|p| format!("channels.callback.{p}")));
+        }
+        if let Some(chat) = self.chat_enabled()
+            && let Err(error) = ChatSettings::try_from(chat.clone())
+        {
+            errors.extend(error.problems.iter().map(|p| format!("channels.chat.{p}")));
         }
         if let Some(url) = self.meta.as_ref().filter(|m| m.enabled).and_then(|m| m.send_api_url.as_deref()) {
             match url.parse::<hyper::Uri>() {
@@ -225,6 +251,25 @@ impl TryFrom<toml::Table> for CallbackChannelConfig {
     fn try_from(table: toml::Table) -> Result<Self, String> {
         let (enabled, adapter) = split_section(table)?;
         Ok(CallbackChannelConfig { enabled, adapter })
+    }
+}
+
+/// The chat channel's section: whether it runs, and the adapter's own configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(try_from = "toml::Table")]
+pub struct ChatChannelConfig {
+    /// Whether web chat and the form are served. Default `true`. `VUORO_CHANNELS_CHAT_ENABLED`.
+    pub enabled: bool,
+    /// The chat adapter's configuration (unknown keys refused).
+    pub adapter: ChatConfig,
+}
+
+impl TryFrom<toml::Table> for ChatChannelConfig {
+    type Error = String;
+
+    fn try_from(table: toml::Table) -> Result<Self, String> {
+        let (enabled, adapter) = split_section(table)?;
+        Ok(ChatChannelConfig { enabled, adapter })
     }
 }
 
@@ -537,6 +582,17 @@ impl Config {
                     None => {}
                 }
             }
+            "VUORO_CHANNELS_CHAT_ENABLED" => {
+                let enabled = parse_bool(value).map_err(|e| problem("channels.chat.enabled", &e))?;
+                match &mut self.channels.chat {
+                    Some(section) => section.enabled = enabled,
+                    None if enabled => {
+                        return Err(problem("channels.chat.enabled", "there is no [channels.chat] section"));
+                    }
+                    None => {}
+                }
+            }
+            CHAT_SECRET_ENV => self.channels.chat_secret = Some(Secret::new(value)),
             "VUORO_CHANNELS_META_SEND_API_URL" => match &mut self.channels.meta {
                 Some(section) => section.send_api_url = Some(value.to_owned()),
                 None => {
@@ -559,7 +615,7 @@ impl Config {
 }
 
 /// The environment variables that override a key (besides `VUORO_KAFKA_PROPERTY_<NAME>`).
-pub const ENV_VARS: [&str; 18] = [
+pub const ENV_VARS: [&str; 20] = [
     "VUORO_GRPC_ADDR",
     "VUORO_ADVERTISE_ADDR",
     "VUORO_ADMIN_ADDR",
@@ -578,6 +634,8 @@ pub const ENV_VARS: [&str; 18] = [
     META_APP_SECRET_ENV,
     META_VERIFY_TOKEN_ENV,
     META_ACCESS_TOKEN_ENV,
+    "VUORO_CHANNELS_CHAT_ENABLED",
+    CHAT_SECRET_ENV,
 ];
 
 /// Librdkafka settings Vuoro's correctness rests on: a property may restate the value Vuoro uses
@@ -754,9 +812,17 @@ fn from_toml(text: &str, file: &str, errors: &mut Vec<String>) -> Config {
     })
 }
 
-/// Takes the Meta secrets out of the file's `[channels.meta]`, each with a problem that says
+/// Takes the Meta secrets and the chat secret out of the file's `[channels.*]` sections, each with a problem that says
 /// where they belong: a secret in a config file ends up in version control and config maps.
 fn refuse_secrets_in_file(channels: &mut toml::Table, file: &str, errors: &mut Vec<String>) {
+    if let Some(toml::Value::Table(chat)) = channels.get_mut("chat")
+        && chat.remove("secret").is_some()
+    {
+        errors.push(format!(
+            "channels.chat.secret: secrets are not read from the config file; set {CHAT_SECRET_ENV} in the \
+             environment (config file {file})"
+        ));
+    }
     let Some(toml::Value::Table(meta)) = channels.get_mut("meta") else { return };
     for (key, env) in [
         ("app_secret", META_APP_SECRET_ENV),
@@ -1128,6 +1194,41 @@ mod tests {
         for secret in ["app-secret-value", "verify-token-value", "access-token-value"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+    }
+
+    #[test]
+    fn the_chat_channel_from_the_file_its_secret_from_the_environment_only() {
+        let text = r#"
+            [channels.chat]
+            messages_per_minute = 20
+            [channels.chat.tenants.acme]
+            allowed_origins = ["https://www.acme.example"]
+            required_skills = [{ skill = "chat" }]
+        "#;
+        let config = load_text(text, &[(CHAT_SECRET_ENV, "chat-secret-value")]).unwrap();
+        assert_eq!(config.channels.chat_enabled().map(|c| c.messages_per_minute), Some(20));
+        assert!(config.channels.any_enabled());
+        assert_eq!(config.channels.chat_secret, Some(Secret::new("chat-secret-value")));
+        assert!(!format!("{config:?}").contains("chat-secret-value"));
+        let off = load_text(text, &[("VUORO_CHANNELS_CHAT_ENABLED", "false")]).unwrap();
+        assert!(off.channels.chat_enabled().is_none());
+
+        let errors = load_text(
+            "[channels.chat]\nsecret = \"in the file\"\nmax_text_chars = 0\n[channels.chat.tenants.acme]\nallowed_origins = [\"acme.example\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        let all = errors.to_string();
+        for key in [
+            "channels.chat.secret: secrets are not read from the config file; set VUORO_CHANNELS_CHAT_SECRET",
+            "channels.chat.max_text_chars: 0, must be 1–4096",
+            "channels.chat.tenants.acme.allowed_origins[0]: \"acme.example\" is not an origin",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        assert!(!all.contains("in the file"), "{all}");
+        let errors = load_text("", &[("VUORO_CHANNELS_CHAT_ENABLED", "true")]).unwrap_err();
+        assert!(errors.to_string().contains("there is no [channels.chat] section"), "{errors}");
     }
 
     #[test]
