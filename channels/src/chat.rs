@@ -189,12 +189,8 @@ impl Session {
     /// One frame from the customer.
     async fn on_frame(&mut self, socket: &mut Socket, frame: Result<Message, WsError>) -> Next {
         let text = match frame {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Binary(bytes)) => {
-                crate::metrics::received(CHANNEL);
-                let problem = FieldProblem::new("frame", "binary_frame", "frames are JSON text, not binary");
-                return self.refuse(socket, problem, &bytes).await;
-            }
+            Ok(Message::Text(text)) => Ok(text),
+            Ok(Message::Binary(bytes)) => Err(bytes),
             Ok(Message::Close(_)) => return Next::Close(CloseCode::Normal, ""),
             Ok(_) => return Next::Continue, // ping and pong: tungstenite answers pings
             Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
@@ -218,11 +214,15 @@ impl Session {
         };
         crate::metrics::received(CHANNEL);
         let started = Instant::now();
+        let payload = match &text {
+            Ok(text) => text.as_bytes(),
+            Err(bytes) => bytes,
+        };
         if !self.within_rate() {
             let limit = self.endpoint.settings.messages_per_minute;
             let problem =
                 FieldProblem::new("frame", "rate_limited", format!("more than {limit} frames a minute"));
-            self.refuse(socket, problem, text.as_bytes()).await;
+            self.refuse(socket, problem, payload).await;
             // A client that keeps going after being told is cut off.
             return if self.recent_frames.len() >= 2 * limit as usize {
                 Next::Close(CloseCode::Policy, "too many frames")
@@ -230,6 +230,13 @@ impl Session {
                 Next::Continue
             };
         }
+        let text = match text {
+            Ok(text) => text,
+            Err(bytes) => {
+                let problem = FieldProblem::new("frame", "binary_frame", "frames are JSON text, not binary");
+                return self.refuse(socket, problem, &bytes).await;
+            }
+        };
         let next = match chat::parse(&self.endpoint.settings, &text) {
             Err(problem) => self.refuse(socket, problem, text.as_bytes()).await,
             Ok(ClientMessage::Start(start)) => self.start(socket, &start, text.as_bytes()).await,
