@@ -12,7 +12,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use vuoro_adapters::callback::{self, CallbackContact, CallbackError};
 
-use crate::listener::{Refusal, State, json_response, key_for, read_body, status_code, unavailable};
+use crate::listener::{
+    NotPublished, Refusal, State, json_response, key_for, read_body, status_code, unavailable,
+};
 
 /// The channel's name: the `channel` metrics label and the dead-letter source `channel:callback`.
 pub const CHANNEL: &str = "callback";
@@ -128,30 +130,17 @@ pub(crate) async fn post(
         Ok(accepted) => accepted,
         Err(error) => return state.refuse(CHANNEL, key, refusal(&error), &body, correlation).await,
     };
-    let violations = vuoro_service::convert::check_contact(&accepted.contact);
-    if !violations.is_empty() {
-        // The adapters keep the router's rules; reaching this is a bug, still answered plainly.
-        let fields = violations
-            .iter()
-            .map(|v| json!({"field": v.field, "code": "invalid_contact", "message": v.description}))
-            .collect();
-        let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        let refusal =
-            Refusal { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_contact", message, fields };
-        return state.refuse(CHANNEL, key, refusal, &body, correlation).await;
-    }
     let answer = CallbackAnswer::of(&accepted, now);
-    let channel = vuoro_service::convert::engine_channel(accepted.contact.channel);
-    let stored = match state.publisher.submit(accepted.contact, correlation) {
-        Ok(delivery) => crate::publish::settle(delivery).await,
-        Err(error) => Err(error),
-    };
-    if let Err(error) = stored {
-        return unavailable(CHANNEL, &error.to_string());
-    }
-    crate::metrics::accepted(CHANNEL, 1);
-    if let Some(channel) = channel {
-        vuoro_service::metrics::contact_received(channel);
+    match state.publish_contact(CHANNEL, accepted.contact, correlation).await {
+        Ok(()) => {}
+        Err(NotPublished::Unavailable(why)) => return unavailable(CHANNEL, &why),
+        Err(invalid) => {
+            // The adapters keep the router's rules; reaching this is a bug, still answered plainly.
+            let refusal = invalid
+                .refusal()
+                .unwrap_or_else(|| Refusal::one(422, "invalid_contact", "body", String::new()));
+            return state.refuse(CHANNEL, key, refusal, &body, correlation).await;
+        }
     }
     json_response(StatusCode::ACCEPTED, &answer)
 }
