@@ -221,6 +221,18 @@ async fn a_customer_waits_talks_with_the_agent_reconnects_and_rates_the_chat() {
     assert_eq!(codes, ["bad_token", "no_conversation"], "{letters:?}");
     assert_eq!(letters[0].header("vuoro-source-topic"), Some("channel:chat"));
 
+    // What an operator sees.
+    let metrics = http(server.admin_addr, "GET", "/metrics", &[], "").await.text();
+    for line in [
+        "vuoro_channel_received_total{channel=\"chat\"} ",
+        "vuoro_channel_accepted_total{channel=\"chat\"} ",
+        "vuoro_channel_delivered_total{channel=\"chat\"} ",
+        "vuoro_channel_rejected_total{channel=\"chat\",reason=\"bad_token\"} ",
+        "vuoro_channel_request_seconds_bucket{channel=\"chat\",",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
+
     server.stop(Duration::from_secs(5)).await;
 }
 
@@ -394,6 +406,17 @@ async fn bad_frames_foreign_origins_and_floods_are_refused_and_dead_lettered_and
     .unwrap();
     assert_eq!(letters[0].header("vuoro-reason-code"), Some("not_an_email_address"));
     assert_eq!(letters[0].header("vuoro-source-topic"), Some("channel:form"));
+
+    let metrics = http(server.admin_addr, "GET", "/metrics", &[], "").await.text();
+    for line in [
+        "vuoro_channel_rejected_total{channel=\"chat\",reason=\"rate_limited\"} ",
+        "vuoro_channel_rejected_total{channel=\"chat\",reason=\"invalid_utf8\"} ",
+        "vuoro_channel_rejected_total{channel=\"chat\",reason=\"origin_not_allowed\"} ",
+        "vuoro_channel_rejected_total{channel=\"form\",reason=\"not_an_email_address\"} ",
+        "vuoro_channel_accepted_total{channel=\"form\"} ",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
 
     // The widget's files are served.
     let script = http(addr, "GET", "/chat/widget.js", &[], "").await;
