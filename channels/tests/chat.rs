@@ -418,10 +418,19 @@ async fn bad_frames_foreign_origins_and_floods_are_refused_and_dead_lettered_and
         assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
     }
 
+    // A plain GET of the WebSocket path is told what it lacks.
+    let plain = http(addr, "GET", "/chat/ws", &[("x-request-id", "chat-not-websocket")], "").await;
+    assert_eq!(plain.status, 426, "{}", plain.text());
+    assert_eq!(plain.json()["fields"][0]["field"], "upgrade");
+    assert_eq!(plain.header("upgrade"), Some("websocket"));
+
     // The widget's files are served.
     let script = http(addr, "GET", "/chat/widget.js", &[], "").await;
     assert_eq!((script.status, script.header("content-type")), (200, Some("text/javascript; charset=utf-8")));
     assert!(script.text().contains("sessionStorage"));
+    let page = http(addr, "GET", "/chat/", &[], "").await;
+    assert_eq!((page.status, page.header("content-type")), (200, Some("text/html; charset=utf-8")));
+    assert!(page.text().contains("<script src=\"widget.js\"></script>"), "{}", page.text());
 
     server.stop(Duration::from_secs(5)).await;
 }
