@@ -14,12 +14,15 @@
 //!   threading keys and a loop guard.
 //! - [`meta`]: Messenger, Instagram and WhatsApp Cloud API webhooks: the subscription handshake,
 //!   the `X-Hub-Signature-256` check and the batched payloads.
+//! - [`chat`]: the web chat widget's WebSocket protocol and the "contact us" form, to chat
+//!   and email contacts.
 //! - [`language`]: language detection for contacts whose customer named no language.
 //!
 //! Every contact built here satisfies the router's contact rules (see [`limits`]): ids are
 //! bounded to 128 characters, attributes to 32 entries of at most 4096 bytes.
 
 pub mod callback;
+pub mod chat;
 pub mod email;
 pub mod ids;
 pub mod language;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use vuoro_adapters::callback::{self, CallbackConfig, CallbackError, CallbackSettings};
+use vuoro_adapters::chat::{self, ChatConfig, ChatSettings, ClientMessage, FieldProblem};
 use vuoro_adapters::email::{self, EmailConfig, EmailError, EmailSettings, Envelope};
 use vuoro_adapters::meta::{self, MetaConfig, MetaError, MetaSettings, Secret};
 use vuoro_adapters::{language, limits};
@@ -233,4 +234,51 @@ fn language_golden() {
         failures.extend(compare(&sibling(&case, "expected.txt"), &actual));
     }
     finish("language", failures);
+}
+
+// ----- chat ----------------------------------------------------------------------------------
+
+fn chat_settings() -> ChatSettings {
+    let text = fs::read_to_string(golden_dir("chat").join("config.toml")).expect("chat config");
+    let config: ChatConfig = toml::from_str(&text).expect("chat config parses");
+    ChatSettings::try_from(config).expect("chat config is valid")
+}
+
+fn problems_json(problems: &[FieldProblem]) -> Value {
+    json!({"problems": problems})
+}
+
+/// Each widget frame: what it reads as, and for a `start` the contact (conversation id
+/// `chat:golden`) or every problem; for a `rating`, the score's check.
+#[test]
+fn chat_golden() {
+    let settings = chat_settings();
+    let mut failures = Vec::new();
+    for case in cases("chat", "json") {
+        let frame = fs::read_to_string(&case).expect("frame");
+        let actual = match chat::parse(&settings, &frame) {
+            Err(problem) => problems_json(&[problem]),
+            Ok(ClientMessage::Start(start)) => {
+                match chat::normalize_start(&settings, &start, "chat:golden") {
+                    Ok(contact) => with_contact(&json!({"type": "start"}), &contact),
+                    Err(problems) => problems_json(&problems),
+                }
+            }
+            Ok(ClientMessage::Message(said)) => {
+                match chat::check_text("text", &said.text, settings.max_text_chars) {
+                    Ok(text) => json!({"type": "message", "text": text}),
+                    Err(problem) => problems_json(&[problem]),
+                }
+            }
+            Ok(ClientMessage::Rating(rated)) => match chat::check_score(rated.score) {
+                Ok(score) => json!({"type": "rating", "score": score}),
+                Err(problem) => problems_json(&[problem]),
+            },
+            Ok(ClientMessage::Resume(resume)) => {
+                json!({"type": "resume", "tenant": resume.tenant, "conversation": resume.conversation})
+            }
+        };
+        failures.extend(compare(&sibling(&case, "expected.json"), &pretty(&actual)));
+    }
+    finish("chat", failures);
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use vuoro_adapters::callback::{self, CallbackConfig, CallbackSettings};
+use vuoro_adapters::chat::{self, ChatConfig, ChatSettings, ClientMessage};
 use vuoro_adapters::email::{self, EmailConfig, EmailSettings, Envelope};
 use vuoro_adapters::language;
 use vuoro_adapters::meta::{self, MetaConfig, MetaSettings, Secret};
@@ -31,6 +32,17 @@ fn email_settings() -> EmailSettings {
 
 fn meta_settings() -> MetaSettings {
     MetaSettings::try_from(config::<MetaConfig>("meta")).expect("valid")
+}
+
+fn chat_settings() -> ChatSettings {
+    ChatSettings::try_from(config::<ChatConfig>("chat")).expect("valid")
+}
+
+/// A chat frame through the parser and, for a start, the normaliser.
+fn chat_frame(frame: &str) {
+    if let Ok(ClientMessage::Start(start)) = chat::parse(&chat_settings(), frame) {
+        let _ = chat::normalize_start(&chat_settings(), &start, "chat:proptest");
+    }
 }
 
 fn now() -> DateTime<Utc> {
@@ -101,6 +113,9 @@ fn envelope() -> Envelope {
     Envelope { mail_from: "sam@example.org".into(), rcpt_to: vec!["support@acme.example".into()] }
 }
 
+const CHATS: &[&str] =
+    &["start_finnish_detected.json", "start_language_chosen.json", "start_every_problem.json"];
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -168,5 +183,16 @@ proptest! {
     fn language_never_panics(text in "\\PC{0,300}") {
         let _ = language::detect(&text);
         let _ = language::canonical_tag(&text);
+    }
+
+    #[test]
+    fn chat_never_panics_on_text(frame in "\\PC{0,600}") {
+        chat_frame(&frame);
+    }
+
+    #[test]
+    fn chat_never_panics_on_edited_frames(which in 0..CHATS.len(), edits in edits()) {
+        let frame = apply(golden("chat", CHATS[which]), &edits);
+        chat_frame(&String::from_utf8_lossy(&frame));
     }
 }

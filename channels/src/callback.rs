@@ -20,7 +20,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use vuoro_adapters::callback::{self, CallbackContact, CallbackError, reply};
 
-use crate::listener::{Refusal, State, json_response, key_for, read_body, status_code, unavailable};
+use crate::listener::{
+    NotPublished, Refusal, State, json_response, key_for, read_body, status_code, unavailable,
+};
 use crate::promise::{Basis, Word, word_of};
 use crate::status::{self, Language};
 
@@ -218,34 +220,21 @@ pub(crate) async fn post(
         Ok(accepted) => accepted,
         Err(error) => return state.refuse(CHANNEL, key, refusal(&error), &body, correlation).await,
     };
-    let violations = vuoro_service::convert::check_contact(&accepted.contact);
-    if !violations.is_empty() {
-        // The adapters keep the router's rules; reaching this is a bug, still answered plainly.
-        let fields = violations
-            .iter()
-            .map(|v| json!({"field": v.field, "code": "invalid_contact", "message": v.description}))
-            .collect();
-        let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        let refusal =
-            Refusal { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_contact", message, fields };
-        return state.refuse(CHANNEL, key, refusal, &body, correlation).await;
-    }
     let answer = CallbackAnswer::of(&accepted, now);
     let (tenant, id) = (accepted.contact.tenant.clone(), accepted.contact.id.clone());
     let window_start = accepted.window.as_ref().map(|w| w.start_unix_ms);
     let language =
         accepted.contact.attributes.get(reply::LANGUAGE).map_or(Language::En, |t| Language::from_tag(t));
-    let channel = vuoro_service::convert::engine_channel(accepted.contact.channel);
-    let stored = match state.publisher.submit(accepted.contact, correlation) {
-        Ok(delivery) => crate::publish::settle(delivery).await,
-        Err(error) => Err(error),
-    };
-    if let Err(error) = stored {
-        return unavailable(CHANNEL, &error.to_string());
-    }
-    crate::metrics::accepted(CHANNEL, 1);
-    if let Some(channel) = channel {
-        vuoro_service::metrics::contact_received(channel);
+    match state.publish_contact(CHANNEL, accepted.contact, correlation).await {
+        Ok(()) => {}
+        Err(NotPublished::Unavailable(why)) => return unavailable(CHANNEL, &why),
+        Err(invalid) => {
+            // The adapters keep the router's rules; reaching this is a bug, still answered plainly.
+            let refusal = invalid
+                .refusal()
+                .unwrap_or_else(|| Refusal::one(422, "invalid_contact", "body", String::new()));
+            return state.refuse(CHANNEL, key, refusal, &body, correlation).await;
+        }
     }
     let wait = Duration::from_millis(settings.promise_wait_ms);
     let word = first_word(state, &tenant, &id, window_start, wait).await;

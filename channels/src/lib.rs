@@ -1,7 +1,8 @@
 //! Vuoro's channel listeners: the I/O around the pure adapters of `vuoro-adapters`.
 //!
-//! One HTTP listener ([`listener`]) takes callback requests ([`callback`]) and Meta's webhooks
-//! ([`meta`]), normalises them with `vuoro-adapters`, and publishes each contact to the
+//! One HTTP listener ([`listener`]) takes callback requests ([`callback`]), Meta's webhooks
+//! ([`meta`]), web chats over WebSocket ([`chat`], with its [`widget`]) and the "contact us"
+//! form ([`contact_form`]), normalises them with `vuoro-adapters`, and publishes each contact to the
 //! contacts topic as the router's own gateway does ([`publish`]): a `RouterInput` submit keyed
 //! by tenant on the tenant's partition, answered only once Kafka acknowledged it. Whatever is
 //! refused is answered with a JSON error naming the field and the reason, and written to the
@@ -23,6 +24,8 @@
 
 pub mod callback;
 pub mod callback_courier;
+pub mod chat;
+pub mod contact_form;
 pub mod dial_outcomes;
 pub mod email;
 pub mod feed;
@@ -36,8 +39,9 @@ pub mod promise;
 pub mod publish;
 pub mod service;
 pub mod status;
+pub mod widget;
 
-pub use listener::{Endpoints, Listener, MetaEndpoint};
+pub use listener::{ChatEndpoint, Endpoints, Listener, MetaEndpoint};
 pub use publish::Publisher;
 pub use service::{Adapters, AdaptersArgs, Channels, ChannelsExtension};
 

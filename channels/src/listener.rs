@@ -9,6 +9,9 @@
 //! | `POST /callback` | callback requests ([`crate::callback`]) |
 //! | `GET /webhooks/meta` | Meta's subscription handshake ([`crate::meta`]) |
 //! | `POST /webhooks/meta` | Meta's signed webhooks ([`crate::meta`]) |
+//! | `GET /chat/ws` | web chat over WebSocket ([`crate::chat`]) |
+//! | `GET /chat/`, `/chat/widget.js`, `/chat/widget.css` | the chat widget ([`crate::widget`]) |
+//! | `POST /contact-us` | the "contact us" form ([`crate::contact_form`]) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +30,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vuoro_adapters::callback::CallbackSettings;
+use vuoro_adapters::chat::ChatSettings;
 use vuoro_adapters::meta::{MetaSettings, Secret};
+
+use vuoro_proto::v1;
 
 use crate::feed::Feed;
 use crate::publish::{DeadLetter, Publisher};
@@ -55,6 +61,17 @@ pub struct MetaEndpoint {
     pub verify_token: Secret,
 }
 
+/// Web chat and the contact form: the adapter's settings and the secret resume tokens are
+/// signed with.
+#[derive(Clone, Debug)]
+pub struct ChatEndpoint {
+    /// The limits, the tenants, their origins and routes.
+    pub settings: ChatSettings,
+    /// Signs resume tokens: from the environment, or random per process (then a conversation
+    /// resumes only on the process that started it).
+    pub secret: Secret,
+}
+
 /// What the listener serves: each channel's validated settings, `None` when switched off
 /// (its path then answers 404).
 #[derive(Clone, Debug, Default)]
@@ -63,6 +80,8 @@ pub struct Endpoints {
     pub callback: Option<CallbackSettings>,
     /// `GET` and `POST /webhooks/meta`.
     pub meta: Option<MetaEndpoint>,
+    /// `GET /chat/ws`, the widget under `/chat/`, and `POST /contact-us` when the form is on.
+    pub chat: Option<ChatEndpoint>,
 }
 
 impl Endpoints {
@@ -80,6 +99,9 @@ impl Endpoints {
         if self.meta.is_some() {
             names.push(crate::meta::CHANNEL);
         }
+        if self.chat.is_some() {
+            names.push(crate::chat::CHANNEL);
+        }
         names
     }
 }
@@ -90,6 +112,8 @@ pub(crate) struct State {
     pub(crate) publisher: Publisher,
     /// The outbound topic as it happens, for handlers that wait on one contact.
     pub(crate) feed: Arc<Feed>,
+    /// Turns true when the listener stops: long-lived connections (chats) close.
+    pub(crate) closing: watch::Receiver<bool>,
 }
 
 /// The running listener.
@@ -114,8 +138,9 @@ impl Listener {
             .await
             .with_context(|| format!("binding the channels' HTTP listener to {addr}"))?;
         let bound = listener.local_addr().context("reading the channels' listener address")?;
-        let state = Arc::new(State { endpoints, publisher: publisher.clone(), feed });
         let (stop, mut stopped) = watch::channel(false);
+        let state =
+            Arc::new(State { endpoints, publisher: publisher.clone(), feed, closing: stopped.clone() });
         let shutdown = async move {
             let _ = stopped.wait_for(|&s| s).await;
         };
@@ -147,7 +172,7 @@ impl Listener {
 }
 
 /// Routes one request and records its metrics.
-async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let correlation = correlation(&request);
     let path = request.uri().path().to_owned();
@@ -155,6 +180,20 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
     let (channel, mut response) = match (path.as_str(), &method) {
         (CALLBACK_PATH, _) if state.endpoints.callback.is_none() => ("", not_found()),
         (META_PATH, _) if state.endpoints.meta.is_none() => ("", not_found()),
+        (p, _) if p.starts_with(crate::widget::PREFIX) && state.endpoints.chat.is_none() => ("", not_found()),
+        (crate::contact_form::PATH, _) if state.endpoints.chat.as_ref().is_none_or(|c| !c.settings.form) => {
+            ("", not_found())
+        }
+        (crate::chat::WS_PATH, &Method::GET) => {
+            ("", crate::chat::upgrade(state, request, &correlation).await)
+        }
+        (crate::contact_form::PATH, &Method::POST) => {
+            crate::metrics::received(crate::contact_form::CHANNEL);
+            (crate::contact_form::CHANNEL, crate::contact_form::post(state, request, &correlation).await)
+        }
+        (crate::chat::WS_PATH, _) => ("", method_not_allowed("GET")),
+        (crate::contact_form::PATH, _) => ("", method_not_allowed("POST")),
+        (_, &Method::GET) if path.starts_with(crate::widget::PREFIX) => ("", crate::widget::serve(&path)),
         (CALLBACK_PATH, &Method::POST) => {
             crate::metrics::received(crate::callback::CHANNEL);
             (crate::callback::CHANNEL, crate::callback::post(state, request, &correlation).await)
@@ -304,17 +343,73 @@ impl State {
         payload: &[u8],
         correlation: &str,
     ) -> Response<Full<Bytes>> {
-        crate::metrics::rejected(channel, refusal.code);
-        let letter = DeadLetter {
-            channel,
-            key,
-            code: refusal.code,
-            reason: &refusal.message,
-            payload,
-            event_path: None,
-        };
-        self.publisher.store_dead_letter(&letter, correlation).await;
+        self.record_refusal(channel, key, refusal.code, &refusal.message, payload, correlation).await;
         refusal.response()
+    }
+
+    /// Counts a refusal and writes its dead letter, waiting for Kafka (a dead letter Kafka
+    /// does not take is logged).
+    pub(crate) async fn record_refusal(
+        &self,
+        channel: &'static str,
+        key: &str,
+        code: &'static str,
+        reason: &str,
+        payload: &[u8],
+        correlation: &str,
+    ) {
+        crate::metrics::rejected(channel, code);
+        let letter = DeadLetter { channel, key, code, reason, payload, event_path: None };
+        self.publisher.store_dead_letter(&letter, correlation).await;
+    }
+
+    /// Publishes a contact a channel built and waits for Kafka's acknowledgement; counts it
+    /// as accepted. A contact breaking the router's rules (a bug in its adapter) is not sent.
+    pub(crate) async fn publish_contact(
+        &self,
+        channel: &'static str,
+        contact: v1::Contact,
+        correlation: &str,
+    ) -> Result<(), NotPublished> {
+        let violations = vuoro_service::convert::check_contact(&contact);
+        if !violations.is_empty() {
+            return Err(NotPublished::Invalid(violations));
+        }
+        let engine_channel = vuoro_service::convert::engine_channel(contact.channel);
+        let stored = match self.publisher.submit(contact, correlation) {
+            Ok(delivery) => crate::publish::settle(delivery).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = stored {
+            return Err(NotPublished::Unavailable(error.to_string()));
+        }
+        crate::metrics::accepted(channel, 1);
+        if let Some(engine_channel) = engine_channel {
+            vuoro_service::metrics::contact_received(engine_channel);
+        }
+        Ok(())
+    }
+}
+
+/// Why a contact was not published.
+pub(crate) enum NotPublished {
+    /// It breaks the router's contact rules.
+    Invalid(Vec<vuoro_service::convert::FieldViolation>),
+    /// Kafka did not take it; nothing was stored.
+    Unavailable(String),
+}
+
+impl NotPublished {
+    /// The refusal of an invalid contact (422, every rule broken); `None` when Kafka was
+    /// unavailable.
+    pub(crate) fn refusal(&self) -> Option<Refusal> {
+        let NotPublished::Invalid(violations) = self else { return None };
+        let fields = violations
+            .iter()
+            .map(|v| json!({"field": v.field, "code": "invalid_contact", "message": v.description}))
+            .collect();
+        let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        Some(Refusal { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_contact", message, fields })
     }
 }
 

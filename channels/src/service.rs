@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use vuoro_adapters::callback::CallbackSettings;
-use vuoro_adapters::meta::MetaSettings;
+use vuoro_adapters::chat::ChatSettings;
+use vuoro_adapters::meta::{MetaSettings, Secret};
 use vuoro_proto::v1;
 use vuoro_service::admin_http::{self, Health};
 use vuoro_service::config::{ChannelsConfig, Config};
@@ -21,7 +22,7 @@ use crate::callback_courier::CallbackCourier;
 use crate::dial_outcomes::DialOutcomes;
 use crate::email::{Conversations, EmailCourier, EmailEndpoint, RelaySettings, RelayTls, SmtpListener};
 use crate::feed::Feed;
-use crate::listener::{Endpoints, Listener, MetaEndpoint};
+use crate::listener::{ChatEndpoint, Endpoints, Listener, MetaEndpoint};
 use crate::meta_courier::{DeliverySettings, MetaCourier};
 use crate::outbound::{Courier, Delivery};
 use crate::publish::Publisher;
@@ -68,12 +69,38 @@ impl TryFrom<&ChannelsConfig> for Endpoints {
             }
             None => None,
         };
+        let chat = match config.chat_enabled().map(|c| ChatSettings::try_from(c.clone())) {
+            Some(Ok(settings)) => {
+                let secret = match &config.chat_secret {
+                    Some(secret) if !secret.is_empty() => secret.clone(),
+                    _ => random_secret()?,
+                };
+                Some(ChatEndpoint { settings, secret })
+            }
+            Some(Err(error)) => {
+                problems.extend(error.problems.into_iter().map(|p| format!("channels.chat.{p}")));
+                None
+            }
+            None => None,
+        };
         if problems.is_empty() {
-            Ok(Endpoints { callback, meta })
+            Ok(Endpoints { callback, meta, chat })
         } else {
             Err(anyhow!("{}", problems.join("\n")))
         }
     }
+}
+
+/// A random secret for chat resume tokens when none is configured: conversations then resume
+/// only on this process.
+fn random_secret() -> anyhow::Result<Secret> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow!("no randomness for the chat secret: {e}"))?;
+    tracing::info!(
+        "channels.chat: no {} set; chats resume only on this process",
+        vuoro_service::config::CHAT_SECRET_ENV
+    );
+    Ok(Secret::new(bytes.to_vec()))
 }
 
 /// The name under which the SMTP listener's address is reported.
@@ -148,6 +175,10 @@ fn by_address(config: &ChannelsConfig, endpoints: Endpoints) -> Vec<(SocketAddr,
     if let Some(meta) = endpoints.meta {
         let addr = config.meta.as_ref().and_then(|c| c.listen_addr).unwrap_or(shared);
         group(&mut groups, addr).meta = Some(meta);
+    }
+    if let Some(chat) = endpoints.chat {
+        let addr = config.chat.as_ref().and_then(|c| c.listen_addr).unwrap_or(shared);
+        group(&mut groups, addr).chat = Some(chat);
     }
     // The shared listener runs even when every HTTP channel has its own address or none is
     // enabled (it then answers 404): the process always has an HTTP address to report.
@@ -353,7 +384,7 @@ fn adapters_problems(config: &Config) -> Vec<String> {
     }
     if !config.channels.any_enabled() {
         problems.push(
-            "channels: no channel is enabled; add [channels.callback], [channels.meta] or [channels.email]"
+            "channels: no channel is enabled; add [channels.callback], [channels.meta], [channels.email] or [channels.chat]"
                 .to_owned(),
         );
     }

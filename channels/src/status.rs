@@ -1,6 +1,7 @@
 //! What a customer is told about their contact, in their language: the place in the queue and
 //! the wait, an agent joining, the end of the conversation, a callback's promised time, its
-//! move, a retry and the last attempt that failed.
+//! move, a retry and the last attempt that failed, an email's acknowledgement, thanks for a
+//! chat rating or a contact form.
 //!
 //! The language is the contact's `reply.language` attribute (a BCP 47 tag the adapter set from
 //! the customer's choice or from detection); English, Finnish and Swedish have texts, anything
@@ -121,6 +122,39 @@ pub fn email_acknowledgement(language: Language, estimated_wait_ms: Option<u64>)
     }
 }
 
+/// The web chat's live status line: the place in the queue and, when known, the wait.
+pub fn chat_queue_line(language: Language, update: &v1::QueueUpdate) -> String {
+    let position = update.position;
+    match (language, update.estimated_wait_ms.map(minutes)) {
+        (Language::En, Some(m)) => format!("You are number {position} in the queue — about {m} min."),
+        (Language::En, None) => format!("You are number {position} in the queue."),
+        (Language::Fi, Some(m)) => format!("Olet jonossa sijalla {position} — noin {m} min."),
+        (Language::Fi, None) => format!("Olet jonossa sijalla {position}."),
+        (Language::Sv, Some(m)) => format!("Du är nummer {position} i kön — cirka {m} min."),
+        (Language::Sv, None) => format!("Du är nummer {position} i kön."),
+    }
+}
+
+/// Thanks for a rating.
+pub fn rating_thanks(language: Language) -> String {
+    match language {
+        Language::En => "Thank you for your rating!",
+        Language::Fi => "Kiitos arviostasi!",
+        Language::Sv => "Tack för ditt betyg!",
+    }
+    .to_owned()
+}
+
+/// A "contact us" form was received; the answer comes by email.
+pub fn form_received(language: Language) -> String {
+    match language {
+        Language::En => "Thanks — we will answer by email.",
+        Language::Fi => "Kiitos — vastaamme sähköpostitse.",
+        Language::Sv => "Tack — vi svarar per e-post.",
+    }
+    .to_owned()
+}
+
 /// A callback promised for `at`, shown in the customer's time zone.
 pub fn callback_promised(language: Language, at: DateTime<Utc>, zone: Tz) -> String {
     let local = at.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z");
@@ -201,6 +235,17 @@ mod tests {
         );
         assert!(email_acknowledgement(Language::Fi, Some(3 * 3_600_000 + 1)).contains("noin 4 h kuluessa"));
         assert!(email_acknowledgement(Language::Sv, None).contains("så snart vi kan"));
+    }
+
+    #[test]
+    fn the_chat_status_line_gives_the_place_and_the_wait() {
+        let update = |ms| v1::QueueUpdate { position: 2, estimated_wait_ms: ms };
+        assert_eq!(
+            chat_queue_line(Language::En, &update(Some(90_000))),
+            "You are number 2 in the queue — about 2 min."
+        );
+        assert_eq!(chat_queue_line(Language::Fi, &update(None)), "Olet jonossa sijalla 2.");
+        assert_eq!(chat_queue_line(Language::Sv, &update(Some(1))), "Du är nummer 2 i kön — cirka 1 min.");
     }
 
     #[test]

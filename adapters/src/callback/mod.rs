@@ -858,7 +858,7 @@ fn check_alternative(
 
 /// A plausible email address: one `@` with a non-empty local part and a dotted domain, no
 /// whitespace or control characters, at most 254 characters.
-fn check_email(raw: &str) -> Result<String, Problem> {
+pub(crate) fn check_email(raw: &str) -> Result<String, Problem> {
     let address = raw.trim();
     if address.is_empty() {
         return Err(Problem::Required);

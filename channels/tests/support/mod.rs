@@ -16,7 +16,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 use vuoro_adapters::meta::Secret;
 use vuoro_proto::v1;
-use vuoro_service::config::{CallbackChannelConfig, Config, MetaChannelConfig};
+use vuoro_service::config::{CallbackChannelConfig, ChatChannelConfig, Config, MetaChannelConfig};
 use vuoro_service::serve::Server;
 
 pub const TENANT: &str = "acme";
@@ -63,6 +63,57 @@ pub fn test_config() -> Config {
     config.channels.meta_app_secret = Some(Secret::new(APP_SECRET));
     config.channels.meta_verify_token = Some(Secret::new(VERIFY_TOKEN));
     config
+}
+
+/// The web origin allowed to open tenant acme's chat in [`with_chat`].
+pub const CHAT_ORIGIN: &str = "https://www.acme.example";
+
+/// `config` with web chat and the contact form on: tenant acme's chats and forms go to agents
+/// with the `chat` skill; at most `per_minute` frames a minute per connection.
+pub fn with_chat(mut config: Config, per_minute: u32) -> Config {
+    let chat: toml::Table = toml::from_str(&format!(
+        r#"
+        messages_per_minute = {per_minute}
+        max_frame_bytes = 8192
+        [tenants.acme]
+        allowed_origins = ["{CHAT_ORIGIN}"]
+        queue = "web chat"
+        required_skills = [{{ skill = "chat" }}]
+        "#
+    ))
+    .unwrap();
+    config.channels.chat = Some(ChatChannelConfig::try_from(chat).unwrap());
+    config
+}
+
+/// Agent `ilona` of tenant acme (after [`setup_tenant`]): two chats at a time, in Finnish and
+/// English, with the `chat` skill; returns once the router has applied it.
+pub async fn setup_chat_agent(channel: &Channel) {
+    let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
+    let agent = v1::Agent {
+        id: "ilona".into(),
+        tenant: TENANT.into(),
+        pool: "helsinki".into(),
+        skills: vec![v1::Skill { skill: "chat".into(), level: 3 }],
+        languages: vec!["fi".into(), "en".into()],
+        capacity: Some(v1::Capacity { total: 2, chat_max: 2, chat_weight: 1, ..Default::default() }),
+    };
+    agents.upsert_agent(v1::UpsertAgentRequest { agent: Some(agent) }).await.unwrap();
+    let applied = async {
+        loop {
+            let listed = agents
+                .list_agents(v1::ListAgentsRequest { tenant: TENANT.into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .agents;
+            if listed.iter().any(|a| a.agent.as_ref().is_some_and(|a| a.id == "ilona")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), applied).await.expect("the chat agent is applied");
 }
 
 /// `vuoro serve` with the channel listeners, and a gRPC channel to it.
@@ -159,6 +210,34 @@ pub struct Desk {
 }
 
 impl Desk {
+    /// `agent`'s desktop, logged in but not ready: staffed (contacts waiting for it get an
+    /// estimated wait), offered nothing until it sends `Ready`.
+    pub async fn logged_in(channel: &Channel, agent: &str) -> Desk {
+        use v1::agent_action::Action as A;
+        let mut agents = v1::agent_service_client::AgentServiceClient::new(channel.clone());
+        let (actions, outbox) = tokio::sync::mpsc::unbounded_channel();
+        actions
+            .send(v1::AgentAction {
+                action: Some(A::Login(v1::Login { agent: agent.into(), tenant: TENANT.into() })),
+            })
+            .unwrap();
+        let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(outbox);
+        let messages = agents.connect(stream).await.unwrap().into_inner();
+        let mut desk = Desk { actions, messages };
+        loop {
+            if let v1::agent_message::Message::State(state) = desk.next().await
+                && state == v1::AgentState::NotReady as i32
+            {
+                return desk;
+            }
+        }
+    }
+
+    /// The next message of any kind.
+    pub async fn message(&mut self) -> v1::agent_message::Message {
+        self.next().await
+    }
+
     pub async fn ready(channel: &Channel) -> Desk {
         Desk::ready_as(channel, "aino").await
     }
@@ -327,4 +406,35 @@ pub fn messenger_body(mid: &str, text: &str) -> String {
         }]
     })
     .to_string()
+}
+
+/// The router inputs on the contacts topic that `wanted` picks, once `wanted` has picked
+/// `count` (waits up to 20 s).
+pub fn router_inputs(
+    bootstrap: &str,
+    count: usize,
+    wanted: impl Fn(&v1::router_input::Input) -> bool,
+) -> Vec<v1::router_input::Input> {
+    use prost::Message as _;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("contacts-reader-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        partitions.add_partition_offset("vuoro.contacts", partition, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut found = Vec::new();
+    while found.len() < count && std::time::Instant::now() < deadline {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Ok(input) = v1::RouterInput::decode(message.payload().unwrap_or_default()) else { continue };
+        if let Some(input) = input.input.filter(|i| wanted(i)) {
+            found.push(input);
+        }
+    }
+    found
 }

@@ -14,9 +14,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Content type of `/metrics`: the Prometheus text exposition format.
@@ -107,7 +107,8 @@ pub async fn serve(
 
 /// Serves HTTP/1.1 on `listener` with `handler` until `shutdown` completes, then stops
 /// accepting and lets the connections in progress finish; the task ends with the last of
-/// them. `what` names the listener in logs.
+/// them. Connections may be upgraded (a WebSocket handler takes the upgraded stream over and
+/// is no longer waited for). `what` names the listener in logs.
 pub fn serve_http<H, F>(
     listener: TcpListener,
     what: &'static str,
@@ -119,7 +120,10 @@ where
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     tokio::spawn(async move {
-        let connections = GracefulShutdown::new();
+        // hyper-util's GracefulShutdown cannot watch upgradeable connections: each connection
+        // holds a receiver, is told to finish when the flag turns, and the sender's `closed`
+        // says when the last one is gone.
+        let (closing, open) = watch::channel(false);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
         let mut shutdown = std::pin::pin!(shutdown);
@@ -141,15 +145,29 @@ where
                 let response = handler(request);
                 async move { Ok::<_, Infallible>(response.await) }
             });
-            let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
+            let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            let mut finish = open.clone();
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
+                let mut connection = std::pin::pin!(connection);
+                let told = async move {
+                    let _ = finish.wait_for(|&c| c).await;
+                };
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = told => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(error) = result {
                     tracing::debug!(%error, "{what}: connection");
                 }
             });
         }
         drop(listener);
-        connections.shutdown().await;
+        drop(open);
+        let _ = closing.send(true);
+        closing.closed().await;
     })
 }
 

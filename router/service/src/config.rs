@@ -16,6 +16,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use vuoro_adapters::callback::{CallbackConfig, CallbackSettings};
+use vuoro_adapters::chat::{ChatConfig, ChatSettings};
 use vuoro_adapters::email::{EmailConfig, EmailSettings};
 use vuoro_adapters::meta::{MetaConfig, MetaSettings, Secret};
 
@@ -90,6 +91,8 @@ pub const META_APP_SECRET_ENV: &str = "VUORO_CHANNELS_META_APP_SECRET";
 pub const META_VERIFY_TOKEN_ENV: &str = "VUORO_CHANNELS_META_VERIFY_TOKEN";
 /// Environment variable holding the access token replies are sent with (Meta's send APIs).
 pub const META_ACCESS_TOKEN_ENV: &str = "VUORO_CHANNELS_META_ACCESS_TOKEN";
+/// Environment variable holding the secret web chat resume tokens are signed with.
+pub const CHAT_SECRET_ENV: &str = "VUORO_CHANNELS_CHAT_SECRET";
 
 /// Environment variable holding the user name for the email relay (replies by SMTP).
 pub const EMAIL_RELAY_USERNAME_ENV: &str = "VUORO_CHANNELS_EMAIL_RELAY_USERNAME";
@@ -126,6 +129,9 @@ pub const EMAIL_RELAY_PASSWORD_ENV: &str = "VUORO_CHANNELS_EMAIL_RELAY_PASSWORD"
 /// [channels.email.relay]         # replies go out here
 /// host = "smtp-relay.internal"
 /// port = 25
+/// [channels.chat]                # GET /chat/ws, /chat/, POST /contact-us
+/// [channels.chat.tenants.acme]
+/// allowed_origins = ["https://www.acme.example"]
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -150,6 +156,14 @@ pub struct ChannelsConfig {
     /// The email relay's password, from `VUORO_CHANNELS_EMAIL_RELAY_PASSWORD` only.
     #[serde(skip)]
     pub email_relay_password: Option<Secret>,
+    /// Web chat and the contact form (`GET /chat/ws`, `/chat/`, `POST /contact-us`): `enabled`
+    /// plus the chat adapter's own keys (`max_frame_bytes`, `max_text_chars`,
+    /// `messages_per_minute`, `form`, `tenants`).
+    pub chat: Option<ChatChannelConfig>,
+    /// The secret chat resume tokens are signed with, from `VUORO_CHANNELS_CHAT_SECRET` only
+    /// (unset: a random one per process).
+    #[serde(skip)]
+    pub chat_secret: Option<Secret>,
     /// The Meta app secret, from `VUORO_CHANNELS_META_APP_SECRET` only.
     #[serde(skip)]
     pub meta_app_secret: Option<Secret>,
@@ -170,6 +184,8 @@ impl Default for ChannelsConfig {
             email: None,
             email_relay_username: None,
             email_relay_password: None,
+            chat: None,
+            chat_secret: None,
             meta_app_secret: None,
             meta_verify_token: None,
             meta_access_token: None,
@@ -193,9 +209,17 @@ impl ChannelsConfig {
         self.email.as_ref().filter(|e| e.enabled)
     }
 
+    /// The chat adapter's settings when the channel is enabled.
+    pub fn chat_enabled(&self) -> Option<&ChatConfig> {
+        self.chat.as_ref().filter(|c| c.enabled).map(|c| &c.adapter)
+    }
+
     /// Whether any channel is enabled (and so the listener runs).
     pub fn any_enabled(&self) -> bool {
-        self.callback_enabled().is_some() || self.meta_enabled().is_some() || self.email_enabled().is_some()
+        self.callback_enabled().is_some()
+            || self.meta_enabled().is_some()
+            || self.email_enabled().is_some()
+            || self.chat_enabled().is_some()
     }
 
     fn validate(&self, config: &Config, errors: &mut Vec<String>) {
@@ -210,6 +234,10 @@ impl ChannelsConfig {
             (
                 "channels.meta.listen_addr",
                 self.meta.as_ref().filter(|c| c.enabled).and_then(|c| c.listen_addr),
+            ),
+            (
+                "channels.chat.listen_addr",
+                self.chat.as_ref().filter(|c| c.enabled).and_then(|c| c.listen_addr),
             ),
         ];
         let listeners = std::iter::once(("channels.listen_addr", Some(self.listen_addr))).chain(own);
@@ -227,6 +255,11 @@ impl ChannelsConfig {
             && let Err(error) = CallbackSettings::try_from(callback.clone())
         {
             errors.extend(error.problems.iter().map(|p| format!("channels.callback.{p}")));
+        }
+        if let Some(chat) = self.chat_enabled()
+            && let Err(error) = ChatSettings::try_from(chat.clone())
+        {
+            errors.extend(error.problems.iter().map(|p| format!("channels.chat.{p}")));
         }
         if let Some(url) = self.meta.as_ref().filter(|m| m.enabled).and_then(|m| m.send_api_url.as_deref()) {
             match url.parse::<hyper::Uri>() {
@@ -285,6 +318,28 @@ impl TryFrom<toml::Table> for CallbackChannelConfig {
         let listen_addr = take_listen_addr(&mut table)?;
         let (enabled, adapter) = split_section(table)?;
         Ok(CallbackChannelConfig { enabled, listen_addr, adapter })
+    }
+}
+
+/// The chat channel's section: whether it runs, and the adapter's own configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(try_from = "toml::Table")]
+pub struct ChatChannelConfig {
+    /// Whether web chat and the form are served. Default `true`. `VUORO_CHANNELS_CHAT_ENABLED`.
+    pub enabled: bool,
+    /// An HTTP listener of its own; default: `channels.listen_addr`.
+    pub listen_addr: Option<SocketAddr>,
+    /// The chat adapter's configuration (unknown keys refused).
+    pub adapter: ChatConfig,
+}
+
+impl TryFrom<toml::Table> for ChatChannelConfig {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let listen_addr = take_listen_addr(&mut table)?;
+        let (enabled, adapter) = split_section(table)?;
+        Ok(ChatChannelConfig { enabled, listen_addr, adapter })
     }
 }
 
@@ -793,8 +848,19 @@ impl Config {
                     None => {}
                 }
             }
+            "VUORO_CHANNELS_CHAT_ENABLED" => {
+                let enabled = parse_bool(value).map_err(|e| problem("channels.chat.enabled", &e))?;
+                match &mut self.channels.chat {
+                    Some(section) => section.enabled = enabled,
+                    None if enabled => {
+                        return Err(problem("channels.chat.enabled", "there is no [channels.chat] section"));
+                    }
+                    None => {}
+                }
+            }
             EMAIL_RELAY_USERNAME_ENV => self.channels.email_relay_username = Some(Secret::new(value)),
             EMAIL_RELAY_PASSWORD_ENV => self.channels.email_relay_password = Some(Secret::new(value)),
+            CHAT_SECRET_ENV => self.channels.chat_secret = Some(Secret::new(value)),
             "VUORO_CHANNELS_META_SEND_API_URL" => match &mut self.channels.meta {
                 Some(section) => section.send_api_url = Some(value.to_owned()),
                 None => {
@@ -817,7 +883,7 @@ impl Config {
 }
 
 /// The environment variables that override a key (besides `VUORO_KAFKA_PROPERTY_<NAME>`).
-pub const ENV_VARS: [&str; 21] = [
+pub const ENV_VARS: [&str; 23] = [
     "VUORO_GRPC_ADDR",
     "VUORO_ADVERTISE_ADDR",
     "VUORO_ADMIN_ADDR",
@@ -839,6 +905,8 @@ pub const ENV_VARS: [&str; 21] = [
     "VUORO_CHANNELS_EMAIL_ENABLED",
     EMAIL_RELAY_USERNAME_ENV,
     EMAIL_RELAY_PASSWORD_ENV,
+    "VUORO_CHANNELS_CHAT_ENABLED",
+    CHAT_SECRET_ENV,
 ];
 
 /// Librdkafka settings Vuoro's correctness rests on: a property may restate the value Vuoro uses
@@ -1015,7 +1083,7 @@ fn from_toml(text: &str, file: &str, errors: &mut Vec<String>) -> Config {
     })
 }
 
-/// Takes the Meta secrets out of the file's `[channels.meta]`, each with a problem that says
+/// Takes the Meta secrets and the chat secret out of the file's `[channels.*]` sections, each with a problem that says
 /// where they belong: a secret in a config file ends up in version control and config maps.
 fn refuse_secrets_in_file(channels: &mut toml::Table, file: &str, errors: &mut Vec<String>) {
     if let Some(toml::Value::Table(email)) = channels.get_mut("email")
@@ -1029,6 +1097,14 @@ fn refuse_secrets_in_file(channels: &mut toml::Table, file: &str, errors: &mut V
                 ));
             }
         }
+    }
+    if let Some(toml::Value::Table(chat)) = channels.get_mut("chat")
+        && chat.remove("secret").is_some()
+    {
+        errors.push(format!(
+            "channels.chat.secret: secrets are not read from the config file; set {CHAT_SECRET_ENV} in the \
+             environment (config file {file})"
+        ));
     }
     let Some(toml::Value::Table(meta)) = channels.get_mut("meta") else { return };
     for (key, env) in [
@@ -1517,6 +1593,41 @@ mod tests {
         }
         let unknown = load_text("[channels.email]\nlisten = 1\nroutes = []", &[]).unwrap_err().to_string();
         assert!(unknown.contains("channels.email: unknown key `listen`"), "{unknown}");
+    }
+
+    #[test]
+    fn the_chat_channel_from_the_file_its_secret_from_the_environment_only() {
+        let text = r#"
+            [channels.chat]
+            messages_per_minute = 20
+            [channels.chat.tenants.acme]
+            allowed_origins = ["https://www.acme.example"]
+            required_skills = [{ skill = "chat" }]
+        "#;
+        let config = load_text(text, &[(CHAT_SECRET_ENV, "chat-secret-value")]).unwrap();
+        assert_eq!(config.channels.chat_enabled().map(|c| c.messages_per_minute), Some(20));
+        assert!(config.channels.any_enabled());
+        assert_eq!(config.channels.chat_secret, Some(Secret::new("chat-secret-value")));
+        assert!(!format!("{config:?}").contains("chat-secret-value"));
+        let off = load_text(text, &[("VUORO_CHANNELS_CHAT_ENABLED", "false")]).unwrap();
+        assert!(off.channels.chat_enabled().is_none());
+
+        let errors = load_text(
+            "[channels.chat]\nsecret = \"in the file\"\nmax_text_chars = 0\n[channels.chat.tenants.acme]\nallowed_origins = [\"acme.example\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        let all = errors.to_string();
+        for key in [
+            "channels.chat.secret: secrets are not read from the config file; set VUORO_CHANNELS_CHAT_SECRET",
+            "channels.chat.max_text_chars: 0, must be 1–4096",
+            "channels.chat.tenants.acme.allowed_origins[0]: \"acme.example\" is not an origin",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        assert!(!all.contains("in the file"), "{all}");
+        let errors = load_text("", &[("VUORO_CHANNELS_CHAT_ENABLED", "true")]).unwrap_err();
+        assert!(errors.to_string().contains("there is no [channels.chat] section"), "{errors}");
     }
 
     #[test]
