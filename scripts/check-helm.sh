@@ -193,7 +193,7 @@ must_fail "a Deployment with an unknown container field" "$venv/bin/kubernetes-v
 must_fail "a Deployment with replicas: \"two\"" "$venv/bin/kubernetes-validate" --strict --kubernetes-version 1.37.0 "$WORK/default/broken-type.yaml"
 must_fail "a ServiceMonitor and a PrometheusRule with bad durations" node "$CHART/tests/validate-crds.mjs" "$models" "$WORK/default/broken-crds.json"
 [ "$(grep -c '^ERROR' "$WORK/expected-failure.log")" = 2 ] || fail "the CRD validator did not reject both broken objects"
-sed 's/targetPort: callback$/targetPort: call-back/' "$WORK/production.yaml" >"$WORK/miswired.yaml"
+sed 's/targetPort: chat$/targetPort: web-chat/' "$WORK/production.yaml" >"$WORK/miswired.yaml"
 must_fail "a Service whose target port no pod has" "$PYTHON" "$CHART/tests/chart_check.py" wiring "$WORK/miswired.yaml"
 
 step "router config (vuoro serve --validate-config)"
@@ -228,16 +228,17 @@ must_fail "a rendered config with acks=1" "$BIN" serve --config "$WORK/weakened/
 
 step "adapters config (vuoro adapters --validate-config)"
 # The secrets the production example takes from its Secret, as the pod's environment has them.
-adapters_env=(VUORO_CHANNELS_META_APP_SECRET=s VUORO_CHANNELS_META_VERIFY_TOKEN=t VUORO_CHANNELS_META_ACCESS_TOKEN=a)
+adapters_env=(VUORO_CHANNELS_META_APP_SECRET=s VUORO_CHANNELS_META_VERIFY_TOKEN=t VUORO_CHANNELS_META_ACCESS_TOKEN=a
+    VUORO_CHANNELS_CHAT_SECRET=c VUORO_CHANNELS_EMAIL_RELAY_USERNAME=u VUORO_CHANNELS_EMAIL_RELAY_PASSWORD=p)
 out=$(env "${adapters_env[@]}" "$BIN" adapters --config "$WORK/production/adapters.toml" --validate-config 2>&1) ||
     fail "production: the rendered adapters config is refused:"$'\n'"$out"
 echo "production: $out"
-for channel in callback meta; do
+for channel in callback meta email chat; do
     grep -q "^\[channels\.$channel\]" "$WORK/production/adapters.toml" || fail "production: no [channels.$channel]"
 done
 render unknown-key -f "$CHART/examples/production.yaml" --set-string 'adapters.listeners.callback.config=max_body_bytez = 1' >/dev/null
 must_fail "an adapters config with an unknown key" env "${adapters_env[@]}" "$BIN" adapters --config "$WORK/unknown-key/adapters.toml" --validate-config
-must_fail "adapters without a channel" "$HELM" template vuoro "$CHART" -f "$CHART/examples/production.yaml" --set ingress.enabled=false --set adapters.listeners.callback.enabled=false --set adapters.listeners.meta.enabled=false
+must_fail "adapters without a channel" "$HELM" template vuoro "$CHART" -f "$CHART/examples/production.yaml" --set ingress.enabled=false --set adapters.listeners.callback.enabled=false --set adapters.listeners.meta.enabled=false --set adapters.listeners.email.enabled=false --set adapters.listeners.chat.enabled=false
 
 step "topics Job script (stand-in Kafka tools)"
 mkdir -p "$WORK/kafka-bin"

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use vuoro_adapters::callback::{self, CallbackConfig, CallbackError, CallbackSettings};
+use vuoro_adapters::chat::{ChatConfig, ChatSettings};
 use vuoro_adapters::email::{self, EmailConfig, EmailError, EmailSettings, Envelope};
 use vuoro_adapters::limits::MAX_ATTRIBUTE_VALUE_BYTES;
 use vuoro_adapters::meta::{self, MetaConfig, MetaError, MetaSettings, Secret, SignatureError};
@@ -271,7 +272,7 @@ fn meta_configuration_refuses_an_account_twice() {
 fn the_readme_configuration_examples_are_valid() {
     let readme = include_str!("../README.md");
     let blocks: Vec<&str> = readme.split("```toml").skip(1).filter_map(|b| b.split("```").next()).collect();
-    assert_eq!(blocks.len(), 3, "one TOML example per channel");
+    assert_eq!(blocks.len(), 4, "one TOML example per channel");
     for block in blocks {
         let table: toml::Table = toml::from_str(block).expect("README TOML parses");
         for (section, value) in table {
@@ -287,6 +288,10 @@ fn the_readme_configuration_examples_are_valid() {
                 }
                 "meta" => {
                     MetaSettings::try_from(toml::from_str::<MetaConfig>(&text).expect("meta"))
+                        .expect("valid");
+                }
+                "chat" => {
+                    ChatSettings::try_from(toml::from_str::<ChatConfig>(&text).expect("chat"))
                         .expect("valid");
                 }
                 other => panic!("unexpected README section {other}"),

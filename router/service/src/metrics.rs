@@ -542,6 +542,9 @@ mod tests {
             owner_epoch_changed();
             recovery_time(0.5);
             dead_letter(DeadLetterReason::Undecodable);
+            let agents = vuoro_engine::AgentCounts { ready: 1, busy: 2, ..Default::default() };
+            pool_gauges("helsinki", Some(&agents), true, 3);
+            api_refused(tonic::Code::InvalidArgument);
         });
         handle.render()
     }
