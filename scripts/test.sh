@@ -35,4 +35,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --release
 cargo bench --workspace --no-run
+scripts/fuzz.sh
 scripts/check-helm.sh
