@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use vuoro_adapters::callback::{CallbackConfig, CallbackSettings};
+use vuoro_adapters::chat::{ChatConfig, ChatSettings};
 use vuoro_adapters::email::{EmailConfig, EmailSettings, Envelope};
 use vuoro_adapters::meta::{MetaConfig, MetaSettings};
 use vuoro_adapters::{language, limits};
@@ -25,6 +26,12 @@ pub fn callback_settings() -> CallbackSettings {
 /// of one tenant, a whole domain of another, tight MIME limits.
 pub fn email_settings() -> EmailSettings {
     settings::<EmailConfig, _>(include_str!("../../tests/golden/email/config.toml"))
+}
+
+/// The chat settings of the golden tests (`tests/golden/chat/config.toml`): tenant acme with
+/// its allowed origin and route, a 4 KiB frame limit.
+pub fn chat_settings() -> ChatSettings {
+    settings::<ChatConfig, _>(include_str!("../../tests/golden/chat/config.toml"))
 }
 
 /// The Meta settings of the golden tests (`tests/golden/meta/config.toml`): one account per

@@ -221,7 +221,8 @@ pub fn parse(settings: &ChatSettings, frame: &str) -> Result<ClientMessage, Fiel
     }
     serde_json::from_str(frame).map_err(|e| {
         let message = e.to_string();
-        let field = field_of_serde_message(&message).unwrap_or("frame").to_owned();
+        // An empty key (`{"": 1}`) names no field a customer could fix: the frame is at fault.
+        let field = field_of_serde_message(&message).filter(|f| !f.is_empty()).unwrap_or("frame").to_owned();
         FieldProblem::new(&field, "malformed_json", message)
     })
 }
@@ -526,6 +527,8 @@ mod tests {
         assert_eq!(bad(r#"{"type": "message"}"#), ("text".to_owned(), "malformed_json"));
         assert_eq!(bad(r#"{"type": "message", "txt": "a"}"#), ("txt".to_owned(), "malformed_json"));
         assert_eq!(bad(r#"{"type": "shout", "text": "a"}"#), ("type".to_owned(), "malformed_json"));
+        // Found by the chat_frame fuzz target: an empty key named no field.
+        assert_eq!(bad(r#"{"type": "start", "": 1}"#), ("frame".to_owned(), "malformed_json"));
         assert_eq!(
             bad(&format!(r#"{{"type": "message", "text": "{}"}}"#, "a".repeat(20_000))).1,
             "too_large"
