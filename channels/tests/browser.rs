@@ -115,17 +115,7 @@ async fn a_customer_chats_in_the_widget_reloads_and_rates_while_an_agent_answers
 
     // After the end the customer rates 4, and the rating is on the contacts topic.
     expect_line(&mut lines, "rated").await;
-    let bootstrap = server.kafka_bootstrap.clone();
-    let wanted = conversation.clone();
-    let ratings = tokio::task::spawn_blocking(move || {
-        router_inputs(
-            &bootstrap,
-            1,
-            |input| matches!(input, v1::router_input::Input::CustomerRating(r) if r.contact == wanted),
-        )
-    })
-    .await
-    .unwrap();
+    let ratings = customer_ratings(&server.kafka_bootstrap, &conversation).await;
     assert_eq!(
         ratings,
         [v1::router_input::Input::CustomerRating(v1::CustomerRating {

@@ -189,19 +189,7 @@ async fn a_customer_waits_talks_with_the_agent_reconnects_and_rates_the_chat() {
         json!({"type": "rated", "score": 4, "text": "Thank you for your rating!"})
     );
 
-    let wanted = conversation.clone();
-    let ratings = tokio::task::spawn_blocking({
-        let bootstrap = server.kafka_bootstrap.clone();
-        move || {
-            router_inputs(
-                &bootstrap,
-                1,
-                |input| matches!(input, v1::router_input::Input::CustomerRating(r) if r.contact == wanted),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let ratings = customer_ratings(&server.kafka_bootstrap, &conversation).await;
     assert_eq!(
         ratings,
         [v1::router_input::Input::CustomerRating(v1::CustomerRating {

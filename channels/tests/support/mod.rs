@@ -438,3 +438,17 @@ pub fn router_inputs(
     }
     found
 }
+
+/// The customer ratings of `contact` on the contacts topic, once there is one (waits up to 20 s).
+pub async fn customer_ratings(bootstrap: &str, contact: &str) -> Vec<v1::router_input::Input> {
+    let (bootstrap, contact) = (bootstrap.to_owned(), contact.to_owned());
+    tokio::task::spawn_blocking(move || {
+        router_inputs(
+            &bootstrap,
+            1,
+            |input| matches!(input, v1::router_input::Input::CustomerRating(r) if r.contact == contact),
+        )
+    })
+    .await
+    .unwrap()
+}
